@@ -1,0 +1,211 @@
+"""Settings, read once from the environment (and an optional ``.env`` file).
+
+Every variable name here is part of the public interface; docs/configuration.md lists them.
+A missing or malformed value raises :class:`ConfigError` whose message names the variable;
+the CLI prints that one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/bridge.db"
+DEFAULT_API_URL = "https://www.facturation.pro"
+ONE_MIB = 1024 * 1024
+
+_CONTACT = re.compile(r"[^@\s()<>]+@[^@\s()<>]+\.[a-z]{2,}|https?://\S+", re.IGNORECASE)
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed. ``str()`` is one line naming the variable."""
+
+
+def _split_csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+class Settings(BaseSettings):
+    """The bridge's configuration. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    # Storage
+    database_url: str = Field(DEFAULT_DATABASE_URL, alias="BRIDGE_DATABASE_URL")
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = Field(
+        "FULL", alias="BRIDGE_SQLITE_SYNCHRONOUS"
+    )
+    db_busy_timeout: float = Field(2.0, gt=0, alias="BRIDGE_DB_BUSY_TIMEOUT")
+
+    # Facturation.pro API
+    api_url: str = Field(DEFAULT_API_URL, alias="FACTURATION_API_URL")
+    api_login: str = Field("", alias="FACTURATION_API_LOGIN")
+    api_key: SecretStr = Field(SecretStr(""), alias="FACTURATION_API_KEY")
+    firm_id: int | None = Field(None, gt=0, alias="FACTURATION_FIRM_ID")
+    user_agent: str = Field("", alias="FACTURATION_USER_AGENT")
+    api_timeout: float = Field(30.0, gt=0, alias="FACTURATION_TIMEOUT")
+    rate_limit: int = Field(600, gt=0, alias="FACTURATION_RATE_LIMIT")
+    rate_window: float = Field(300.0, gt=0, alias="FACTURATION_RATE_WINDOW")
+    daily_limit: int = Field(10_000, gt=0, alias="FACTURATION_DAILY_LIMIT")
+    quota_reserve: int = Field(0, ge=0, alias="FACTURATION_QUOTA_RESERVE")
+
+    # Webhook sources
+    stripe_webhook_secrets_raw: SecretStr = Field(SecretStr(""), alias="STRIPE_WEBHOOK_SECRETS")
+    shopify_webhook_secrets_raw: SecretStr = Field(SecretStr(""), alias="SHOPIFY_WEBHOOK_SECRETS")
+    shopify_shop_domains_raw: str = Field("", alias="SHOPIFY_SHOP_DOMAINS")
+    stripe_tolerance: int = Field(300, gt=0, alias="STRIPE_WEBHOOK_TOLERANCE")
+    max_body_bytes: int = Field(ONE_MIB, gt=0, alias="BRIDGE_MAX_BODY_BYTES")
+
+    # Enrichment (mapping stage only, never in the web request)
+    stripe_api_key: SecretStr = Field(SecretStr(""), alias="STRIPE_API_KEY")
+    stripe_api_base: str = Field("https://api.stripe.com", alias="STRIPE_API_BASE")
+
+    # Admin, mappings, merchant
+    admin_token: SecretStr = Field(SecretStr(""), alias="BRIDGE_ADMIN_TOKEN")
+    mappings_dir: Path | None = Field(None, alias="BRIDGE_MAPPINGS_DIR")
+    timezone_name: str = Field("Europe/Paris", alias="BRIDGE_TIMEZONE")
+
+    # Delivery
+    retry_base_seconds: float = Field(2.0, gt=0, alias="BRIDGE_RETRY_BASE_SECONDS")
+    retry_max_delay_seconds: float = Field(3600.0, gt=0, alias="BRIDGE_RETRY_MAX_DELAY_SECONDS")
+    retry_give_up_seconds: float = Field(3 * 86400.0, gt=0, alias="BRIDGE_RETRY_GIVE_UP_SECONDS")
+    lease_seconds: float = Field(120.0, gt=0, alias="BRIDGE_LEASE_SECONDS")
+    poll_interval: float = Field(0.2, gt=0, alias="BRIDGE_POLL_INTERVAL")
+
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", alias="BRIDGE_LOG_LEVEL"
+    )
+    log_format: Literal["auto", "json", "console"] = Field("auto", alias="BRIDGE_LOG_FORMAT")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        return value
+
+    @field_validator("api_url", "stripe_api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("user_agent")
+    @classmethod
+    def _contact_in_user_agent(cls, value: str) -> str:
+        if not value:
+            return value  # required only to call the API: see require_api()
+        if not value.isascii():
+            raise ValueError("must not contain accented or other non-ASCII characters")
+        if not _CONTACT.search(value):
+            raise ValueError(
+                "must contain a contact e-mail address or URL, e.g. 'MyShop (me@shop.fr)'"
+            )
+        return value
+
+    @field_validator("timezone_name")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("shopify_shop_domains_raw")
+    @classmethod
+    def _domains(cls, value: str) -> str:
+        for domain in _split_csv(value):
+            if "/" in domain or " " in domain:
+                raise ValueError(f"{domain!r} is not a shop domain like my-shop.myshopify.com")
+        return value
+
+    @cached_property
+    def stripe_webhook_secrets(self) -> tuple[str, ...]:
+        return _split_csv(self.stripe_webhook_secrets_raw.get_secret_value())
+
+    @cached_property
+    def shopify_webhook_secrets(self) -> tuple[str, ...]:
+        return _split_csv(self.shopify_webhook_secrets_raw.get_secret_value())
+
+    @cached_property
+    def shopify_shop_domains(self) -> frozenset[str]:
+        return frozenset(d.lower() for d in _split_csv(self.shopify_shop_domains_raw))
+
+    @cached_property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone_name)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def quota_per_window(self) -> int:
+        """Requests per window this bridge may use: the limit minus the reserve for other users."""
+        return max(1, self.rate_limit - self.quota_reserve)
+
+    @property
+    def quota_per_day(self) -> int:
+        scaled = self.quota_reserve * self.daily_limit // self.rate_limit
+        return max(1, self.daily_limit - scaled)
+
+    def require_api(self) -> None:
+        """Raise :class:`ConfigError` unless everything needed to call the API is set."""
+        if not self.api_login:
+            raise ConfigError("FACTURATION_API_LOGIN: required to call the Facturation.pro API")
+        if not self.api_key.get_secret_value():
+            raise ConfigError("FACTURATION_API_KEY: required to call the Facturation.pro API")
+        if self.firm_id is None:
+            raise ConfigError("FACTURATION_FIRM_ID: required to call the Facturation.pro API")
+        if not self.user_agent:
+            raise ConfigError(
+                "FACTURATION_USER_AGENT: required, with a contact e-mail, e.g. 'MyShop (me@shop.fr)'"
+            )
+
+    def masked(self) -> dict[str, str]:
+        """The effective configuration by variable name, secrets masked (for ``check-config``)."""
+        out: dict[str, str] = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            key = field.alias or name
+            if isinstance(value, SecretStr):
+                secret = value.get_secret_value()
+                n = len(_split_csv(secret)) if key.endswith("_SECRETS") else int(bool(secret))
+                out[key] = f"****** ({n} set)" if secret else "(not set)"
+            elif key == "BRIDGE_DATABASE_URL":
+                out[key] = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:******@", str(value))
+            else:
+                out[key] = "(not set)" if value is None else str(value)
+        return out
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = error.get("loc") or ("?",)
+    name = str(loc[0])
+    field = Settings.model_fields.get(name)
+    variable = field.alias if field is not None and field.alias else name
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{variable}: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raise :class:`ConfigError` naming the first bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(dict(exc.errors()[0]))) from None

@@ -1,0 +1,1 @@
+"""Declarative mappings: stored events into outbox commands."""

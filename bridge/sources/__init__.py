@@ -1,0 +1,1 @@
+"""Webhook sources (Stripe, Shopify): signature verification and parsing into one event shape."""
