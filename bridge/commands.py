@@ -9,8 +9,15 @@ Keys are derived from the *source object*, never from the webhook event id: ``in
 
 ``refs`` fill payload fields from commands done earlier: ``{"customer_id": "customer:stripe:cus_1"}``
 puts that command's remote id into ``payload["customer_id"]``; ``"invoice:…#invoice_ref"`` takes the
-``invoice_ref`` field of its stored result instead. Every ref is also a dependency: the command waits
-until the referenced command is done, even if that command does not exist yet.
+``invoice_ref`` field of its stored result instead. When the payload already holds a string with
+``{}`` at that field, the value is formatted into it (``"Avoir sur la facture {}"``). Every ref is also a
+dependency: the command waits until the referenced command is done, even if it does not exist yet.
+
+The worker adds ``api_id`` (:func:`api_id_for` the key) and ``api_custom`` (the key) to every create;
+mappings never set them. ``customer.ensure`` and ``customer.update`` carry ``meta["binding_key"]``, the
+source customer (``stripe:cus_…``, ``shopify:<shop>:<id>``) bound to a Facturation.pro customer id.
+``meta["expected_total_with_vat"]`` (a decimal string) and ``meta["currency"]`` let the worker check the
+invoice the API computed against the amount charged.
 """
 
 from __future__ import annotations

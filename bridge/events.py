@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
+
+
+def parse_json(body: bytes | str) -> Any:
+    """Parse a webhook body: integers stay exact (Shopify ids exceed 2**53), decimals are ``Decimal``.
+
+    Raises ``ValueError`` (``json.JSONDecodeError`` or ``UnicodeDecodeError``) on a malformed body.
+    """
+    return json.loads(body, parse_float=Decimal)
 
 
 class Source(enum.StrEnum):
