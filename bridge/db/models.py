@@ -125,6 +125,8 @@ class OutboxCommand(Base):
     idempotency_key: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    refs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # payload field -> "key[#field]"
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # not sent: expected totals, binding
     event_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("inbox_events.id"), default=None, index=True
     )
@@ -186,6 +188,20 @@ class QuotaWindow(Base):
     used: Mapped[int] = mapped_column(Integer, default=0)
     blocked_until: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class QuotaRequest(Base):
+    """One request sent (or counted as sent) to the API: the log behind the sliding-window limiter.
+
+    A sliding log never sends more than the limit in *any* interval of the window's length, so it
+    stays within the quota whether the server counts in fixed or in sliding windows. Rows older
+    than a day are deleted as the limiter goes.
+    """
+
+    __tablename__ = "quota_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sent_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class BridgeState(Base):

@@ -67,6 +67,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_quota_windows")),
     )
     op.create_table(
+        "quota_requests",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_quota_requests")),
+    )
+    with op.batch_alter_table("quota_requests", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_quota_requests_sent_at"), ["sent_at"], unique=False)
+
+    op.create_table(
         "outbox_commands",
         sa.Column(
             "id",
@@ -77,6 +91,8 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=255), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("refs", sa.JSON(), nullable=False),
+        sa.Column("meta", sa.JSON(), nullable=False),
         sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
@@ -138,6 +154,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_commands_due")
 
     op.drop_table("outbox_commands")
+    with op.batch_alter_table("quota_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quota_requests_sent_at"))
+
+    op.drop_table("quota_requests")
     op.drop_table("quota_windows")
     with op.batch_alter_table("inbox_events", schema=None) as batch_op:
         batch_op.drop_index("ix_inbox_events_status_id")
