@@ -66,6 +66,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = Runtime.open(settings)
         app.state.runtime = runtime
+        from bridge.ingress import Ingress
+
+        app.state.ingress = Ingress.open(runtime)  # mapped event types read once, at start
         if auto_migrate:
             await run_in_threadpool(migrate, runtime.engine)
         worker = None

@@ -1,9 +1,232 @@
-"""Webhook ingress: verify on the raw bytes, store the raw event, answer. (Filled in by the ingress work.)"""
+"""Webhook ingress: verify on the raw bytes, store the raw event, answer.
+
+``POST /webhooks/stripe`` and ``POST /webhooks/shopify``. The answer tells the sender whether it
+must retry; a 2xx is sent only once the event is committed to the inbox.
+
+======  ==================================================================================
+200     stored (``received``, or ``ignored`` when no mapping handles its type, or ``failed``
+        when a correctly signed body can't be parsed), or a duplicate of a stored event
+400     missing or invalid signature, Stripe timestamp outside the tolerance, malformed
+        request (bad ``Content-Length``, missing Shopify topic or ids): nothing stored
+403     Shopify shop not in ``SHOPIFY_SHOP_DOMAINS``: nothing stored
+405     not a POST
+413     body over ``BRIDGE_MAX_BODY_BYTES`` (checked on ``Content-Length`` and while reading)
+503     the event could not be stored (database down or busy), or no secret is configured:
+        the sender retries later
+======  ==================================================================================
+
+Anything unexpected after the body is read becomes a 503 (retry), never a 500 and never a 2xx
+for an event that is not stored.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from bridge.config import Settings
+from bridge.db.models import EventStatus
+from bridge.events import Source
+from bridge.inbox import Inbox, InboxUnavailableError, Stored
+from bridge.logging import get_logger
+from bridge.mapping.files import all_mapping_files, file_stem
+from bridge.runtime import Runtime
+from bridge.sources import UNKNOWN_TYPE, Delivery, RejectedError, body_key
+from bridge.sources import shopify as shopify_source
+from bridge.sources import stripe as stripe_source
+
+log = get_logger("bridge.ingress")
+
+ALLOW = "POST"
+
+
+class BodyTooLargeError(Exception):
+    """The body is over the configured limit."""
+
+
+@dataclass(frozen=True)
+class Ingress:
+    """What the webhook endpoints share: settings, the inbox and the mapped event types.
+
+    The mapped types are read once, when the app starts: a new mapping file takes effect at the
+    next start (events stored as ``ignored`` meanwhile can be replayed).
+    """
+
+    settings: Settings
+    inbox: Inbox
+    mapped: frozenset[tuple[str, str]]
+
+    @classmethod
+    def open(cls, runtime: Runtime) -> Ingress:
+        settings = runtime.settings
+        return cls(
+            settings=settings,
+            inbox=Inbox(runtime.engine, busy_timeout=settings.db_busy_timeout),
+            mapped=frozenset(all_mapping_files(settings.mappings_dir)),
+        )
+
+    @classmethod
+    def of(cls, request: Request) -> Ingress:
+        """The app's ingress, built at start-up (or on first use if the app was built without)."""
+        state = request.app.state
+        ingress: Ingress | None = getattr(state, "ingress", None)
+        if ingress is None:
+            ingress = cls.open(state.runtime)
+            state.ingress = ingress
+        return ingress
+
+    def classify(self, delivery: Delivery) -> tuple[EventStatus, str | None]:
+        """The status a new delivery is stored with, and why if it isn't ``received``."""
+        if delivery.parse_error is not None:
+            return EventStatus.FAILED, delivery.parse_error
+        if (delivery.source.value, file_stem(delivery.event_type)) not in self.mapped:
+            return EventStatus.IGNORED, f"no mapping for {delivery.source} {delivery.event_type}"
+        return EventStatus.RECEIVED, None
+
+    def stripe(self, body: bytes, headers: Headers) -> Stored:
+        """Verify, read and store a Stripe delivery (runs in a worker thread)."""
+        stripe_source.verify(
+            body,
+            headers.get(stripe_source.SIGNATURE_HEADER),
+            self.settings.stripe_webhook_secrets,
+            tolerance=self.settings.stripe_tolerance,
+        )
+        return self._store(lambda: stripe_source.delivery(body), body, Source.STRIPE, "")
+
+    def shopify(self, body: bytes, headers: Headers) -> Stored:
+        """Verify, read and store a Shopify delivery (runs in a worker thread)."""
+        shopify_source.verify(
+            body, headers.get(shopify_source.HMAC_HEADER), self.settings.shopify_webhook_secrets
+        )
+        kept = shopify_source.kept_headers(headers)
+        shopify_source.check_shop(kept, self.settings.shopify_shop_domains)
+        topic = kept.get(shopify_source.TOPIC, "")
+        return self._store(lambda: shopify_source.delivery(body, kept), body, Source.SHOPIFY, topic)
+
+    def _store(
+        self, read: Callable[[], Delivery], body: bytes, source: Source, hint: str
+    ) -> Stored:
+        try:
+            delivery = read()
+        except RejectedError:
+            raise
+        except Exception as exc:  # a bug in reading a signed body must not lose it
+            log.exception("ingress.read_failed", source=source.value)
+            delivery = Delivery(
+                source,
+                body_key(body, hint),
+                UNKNOWN_TYPE,
+                body,
+                parse_error=f"could not read the delivery: {type(exc).__name__}: {exc}",
+            )
+        status, reason = self.classify(delivery)
+        stored = self.inbox.store(delivery, status, reason)
+        log.info(
+            "ingress.duplicate" if stored.duplicate else "ingress.stored",
+            source=source.value,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            inbox_id=stored.inbox_id,
+            status=stored.status.value,
+            reason=reason,
+        )
+        return stored
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes without buffering them.
+
+    Raises :class:`BodyTooLargeError`, or :class:`RejectedError` for a malformed ``Content-Length``.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        declared = declared.strip()
+        if not declared.isascii() or not declared.isdigit() or len(declared) > 18:
+            raise RejectedError("malformed Content-Length header")
+        if int(declared) > limit:
+            raise BodyTooLargeError
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status_code: int, reason: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": reason}, status_code, headers=headers)
+
+
+class WebhookEndpoint:
+    """The ASGI endpoint of one source: every method reaches it, so that a 405 is JSON too."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await self.handle(request)
+        await response(scope, receive, send)
+
+    async def handle(self, request: Request) -> Response:
+        if request.method != "POST":
+            return _error(405, f"use POST to deliver {self.source} webhooks", {"Allow": ALLOW})
+        client = request.client.host if request.client else None
+        try:
+            ingress = Ingress.of(request)
+            body = await read_body(request, ingress.settings.max_body_bytes)
+        except BodyTooLargeError:
+            limit = request.app.state.runtime.settings.max_body_bytes
+            log.warning("ingress.too_large", source=self.source.value, client=client, limit=limit)
+            return _error(413, f"body larger than {limit} bytes")
+        except RejectedError as exc:
+            log.warning(
+                "ingress.rejected", source=self.source.value, client=client, reason=exc.reason
+            )
+            return _error(exc.status_code, exc.reason)
+        except ClientDisconnect:
+            log.info("ingress.client_disconnected", source=self.source.value, client=client)
+            return _error(400, "client disconnected before the body was read")
+
+        handler = ingress.stripe if self.source is Source.STRIPE else ingress.shopify
+        try:
+            stored = await run_in_threadpool(handler, body, request.headers)
+        except RejectedError as exc:
+            log.warning(
+                "ingress.rejected",
+                source=self.source.value,
+                client=client,
+                reason=exc.reason,
+                status_code=exc.status_code,
+            )
+            return _error(exc.status_code, exc.reason)
+        except InboxUnavailableError as exc:
+            log.error("ingress.store_unavailable", source=self.source.value, error=str(exc))
+            return _error(503, "the event could not be stored; retry later", {"Retry-After": "5"})
+        except Exception:  # never a 500, never a 2xx for an event not stored
+            log.exception("ingress.unexpected_error", source=self.source.value)
+            return _error(503, "the event could not be stored; retry later", {"Retry-After": "5"})
+        return JSONResponse(
+            {
+                "status": "duplicate" if stored.duplicate else "stored",
+                "inbox_id": stored.inbox_id,
+                "event_status": stored.status.value,
+            }
+        )
 
 
 def webhook_routes() -> list[BaseRoute]:
-    return []
+    """``/webhooks/stripe`` and ``/webhooks/shopify``, mounted by :func:`bridge.app.create_app`."""
+    return [
+        Route("/webhooks/stripe", WebhookEndpoint(Source.STRIPE), name="webhook_stripe"),
+        Route("/webhooks/shopify", WebhookEndpoint(Source.SHOPIFY), name="webhook_shopify"),
+    ]
