@@ -1,20 +1,164 @@
-"""The delivery worker: claims due outbox commands and calls Facturation.pro. (Filled in by the outbox work.)"""
+"""The delivery worker: maps received events, then claims due outbox commands and delivers them.
+
+One loop, one command at a time per worker; run several worker processes on PostgreSQL for more
+throughput (claims use ``SKIP LOCKED``), one on SQLite. Each turn:
+
+1. the mapping stage turns ``received`` inbox events into commands (:mod:`bridge.stage`);
+2. if delivery is paused (401/403), a probe call (``account``) every ``probe_seconds`` resumes it
+   once the credentials work again;
+3. one due command is claimed and delivered (:mod:`bridge.delivery`).
+
+It polls every ``BRIDGE_POLL_INTERVAL`` seconds (0.2 s by default) when idle, which keeps a paid
+order's invoice within a second of its webhook when the quota allows. On SIGTERM the command in
+flight finishes and is recorded, then the loop stops; a SIGKILL leaves it leased until the lease
+expires, and ``outcome_unknown`` makes the next claim look it up before sending it again.
+"""
 
 from __future__ import annotations
 
+import os
+import random
+import socket
 import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from bridge.logging import get_logger
+from bridge.db.models import utcnow
+from bridge.delivery import Deliverer, FacturationApi, Outcome
+from bridge.facturation.errors import FacturationError
+from bridge.logging import bind, get_logger
+from bridge.outbox import Outbox
+from bridge.pause import paused, resume
+from bridge.quota import QuotaLimiter, QuotaLimits
+from bridge.retry import RetryPolicy
 from bridge.runtime import Runtime
+from bridge.stage import Mapper, Stage
 
 log = get_logger("bridge.worker")
 
+PROBE_SECONDS = 30.0
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    """One delivery loop's state. :meth:`step` does one turn; :meth:`run` loops until stopped."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        api: FacturationApi,
+        mapper: Mapper | None,
+        *,
+        worker_id: str,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        probe_seconds: float = PROBE_SECONDS,
+    ) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.api = api
+        self.worker_id = worker_id
+        self.clock = clock
+        self.probe_every = timedelta(seconds=probe_seconds)
+        self.outbox = Outbox(runtime.sessions, lease_seconds=settings.lease_seconds, clock=clock)
+        self.quota = QuotaLimiter(QuotaLimits.from_settings(settings))
+        self.stage = Stage(runtime.sessions, mapper, clock=clock) if mapper is not None else None
+        self.deliverer = Deliverer(
+            outbox=self.outbox,
+            api=api,
+            quota=self.quota,
+            policy=RetryPolicy.from_settings(settings),
+            worker_id=worker_id,
+            rng=rng or random.Random(),  # noqa: S311 -- jitter, not cryptography
+            clock=clock,
+        )
+        self.quota_ready_at: datetime | None = None
+        self.next_probe_at: datetime | None = None
+
+    def step(self) -> bool:
+        """One turn; ``True`` if it did something (so the loop goes on without sleeping)."""
+        staged = self.stage.run_once() if self.stage is not None else 0
+        now = self.clock()
+        with self.runtime.sessions() as session:
+            pause = paused(session)
+        if pause is not None:
+            self._probe(now, pause.get("reason"))
+            return bool(staged)
+        if self.quota_ready_at is not None and now < self.quota_ready_at:
+            return bool(staged)
+        claimed = self.outbox.claim(self.worker_id)
+        if claimed is None:
+            return bool(staged)
+        bind(command_id=claimed.id, key=claimed.key)
+        outcome = self.deliverer.deliver(claimed)
+        if outcome is Outcome.QUOTA_WAIT:
+            self.quota_ready_at = now + timedelta(seconds=self.deliverer.quota_wait_s)
+        return True
+
+    def run(self, stop: threading.Event, poll_interval: float) -> None:
+        log.info("worker.started", worker_id=self.worker_id)
+        while not stop.is_set():
+            try:
+                busy = self.step()
+            except Exception:  # the loop must survive a database or network outage
+                log.exception("worker.step_failed", worker_id=self.worker_id)
+                busy = False
+            if not busy:
+                stop.wait(self._idle_wait(poll_interval))
+        log.info("worker.stopped", worker_id=self.worker_id)
+
+    def _idle_wait(self, poll_interval: float) -> float:
+        if self.quota_ready_at is not None:
+            left = (self.quota_ready_at - self.clock()).total_seconds()
+            if left > 0:
+                return min(left, max(poll_interval, 1.0))
+        return poll_interval
+
+    def _probe(self, now: datetime, reason: object) -> None:
+        """While paused: try ``account`` now and then; resume delivery when it answers."""
+        if self.next_probe_at is not None and now < self.next_probe_at:
+            return
+        self.next_probe_at = now + self.probe_every
+        with self.runtime.sessions.begin() as session:
+            if self.quota.try_acquire(session, now) > 0:
+                return
+        try:
+            self.api_account()
+        except FacturationError as exc:
+            log.error("delivery.still_paused", reason=reason, probe_status=exc.status)
+            return
+        with self.runtime.sessions.begin() as session:
+            resume(session, self.clock(), by=f"probe:{self.worker_id}")
+        log.warning("delivery.resumed", by="probe", worker_id=self.worker_id)
+
+    def api_account(self) -> None:
+        account = getattr(self.api, "account", None)
+        if account is None:
+            raise FacturationError("this client cannot probe the API")
+        account()
+
+
+def _load_mapper(runtime: Runtime) -> Mapper:
+    from bridge.mapping.engine import MappingEngine
+
+    engine: Mapper = MappingEngine.load(runtime.settings)
+    return engine
+
 
 def run_worker(runtime: Runtime, stop: threading.Event, worker_id: str | None = None) -> None:
-    log.info("worker.started", worker_id=worker_id)
-    while not stop.wait(runtime.settings.poll_interval):
-        pass
-    log.info("worker.stopped", worker_id=worker_id)
+    """The ``worker`` command's loop (and ``serve``'s worker thread)."""
+    from bridge.facturation.client import FacturationClient
+
+    worker_id = worker_id or default_worker_id()
+    client = FacturationClient.from_settings(runtime.settings)
+    try:
+        worker = Worker(runtime, client, _load_mapper(runtime), worker_id=worker_id)
+        worker.run(stop, runtime.settings.poll_interval)
+    finally:
+        client.close()
 
 
 class WorkerThread:

@@ -1,0 +1,469 @@
+"""The outbox: commands stored once under their idempotency key, claimed under a lease, fenced.
+
+Life of a command (``CommandStatus``)::
+
+    pending ──claim──> in_flight ──2xx──> done          (remote id stored; dependents become due)
+       ^                  │ ├──5xx/timeout──> pending   (attempt consumed, backoff with jitter)
+       │                  │ ├──429 / paused──> pending  (no attempt consumed)
+       └──lease expired───┘ └──400/422, out of time──> dead (error kept; an operator may retry)
+    cancelled: never needed (``only_if_refs_exist`` and the referenced command does not exist)
+
+- **Enqueue** is ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING``: mapping the same sale twice
+  adds nothing. Dependencies are stored by *key*, since the command depended on may not exist yet
+  (a refund that arrives before its order waits for the order's invoice).
+- **Claim** is one ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``: due
+  (pending and its time has come, or in flight with an expired lease), every dependency done, live
+  before backfill. It sets ``in_flight``, the lease, ``leased_by`` and ``lease_token + 1``. On
+  SQLite the engine's ``BEGIN IMMEDIATE`` serialises claims (one worker process).
+- **Every outcome** is recorded with ``WHERE id = ? AND lease_token = ? AND status = 'in_flight'``:
+  a worker whose lease expired and was claimed again can't overwrite the newer attempt.
+- ``outcome_unknown`` is set in the database *before* a create is sent (see :meth:`Outbox.begin_send`),
+  so a crash between sending and recording is seen by the next claim, which looks the object up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.commands import Command, CommandKind
+from bridge.db.models import (
+    CommandDependency,
+    CommandStatus,
+    CustomerBinding,
+    OutboxCommand,
+    utcnow,
+)
+from bridge.logging import get_logger
+from bridge.pause import pause
+from bridge.quota import QuotaLimiter
+from bridge.retry import RetryPolicy
+
+log = get_logger("bridge.outbox")
+
+Clock = Callable[[], datetime]
+_OC: Table = OutboxCommand.__table__  # type: ignore[assignment]  # a declarative class's table is a Table
+_DEP: Table = CommandDependency.__table__  # type: ignore[assignment]  # same
+_DONE = CommandStatus.DONE.value
+_PENDING = CommandStatus.PENDING.value
+_IN_FLIGHT = CommandStatus.IN_FLIGHT.value
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with every ``Decimal`` as its exact string, for a JSON column."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    inserted: int
+    existing: int
+    cancelled: int
+
+
+def enqueue(
+    session: Session,
+    commands: Iterable[Command],
+    *,
+    now: datetime,
+    event_id: int | None = None,
+) -> Enqueued:
+    """Store ``commands`` in the caller's transaction; a key already stored is left as it is."""
+    dialect = session.get_bind().dialect.name
+    ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    inserted = existing = cancelled = 0
+    for command in commands:
+        deps = command.dependency_keys()
+        status, reason = _PENDING, None
+        if command.meta.get("only_if_refs_exist"):
+            missing = _missing_keys(
+                session, [ref.partition("#")[0] for ref in command.refs.values()]
+            )
+            if missing:
+                status = CommandStatus.CANCELLED.value
+                reason = f"skipped: referenced command(s) do not exist: {', '.join(missing)}"
+        new_id = session.execute(
+            ins(OutboxCommand)
+            .values(
+                idempotency_key=command.key,
+                kind=command.kind.value,
+                payload=jsonable(command.payload),
+                refs=dict(command.refs),
+                meta=jsonable(command.meta),
+                event_id=event_id,
+                status=status,
+                priority=int(command.priority),
+                attempts=0,
+                next_attempt_at=now,
+                lease_token=0,
+                outcome_unknown=False,
+                last_error=reason,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(OutboxCommand.id)
+        ).scalar()
+        if new_id is None:
+            existing += 1
+            continue
+        inserted += 1
+        cancelled += status == CommandStatus.CANCELLED.value
+        if deps:
+            session.execute(
+                ins(CommandDependency).on_conflict_do_nothing(),
+                [{"command_id": new_id, "depends_on_key": key} for key in deps],
+            )
+    return Enqueued(inserted, existing, cancelled)
+
+
+def _missing_keys(session: Session, keys: list[str]) -> list[str]:
+    if not keys:
+        return []
+    found = set(
+        session.execute(
+            select(OutboxCommand.idempotency_key).where(OutboxCommand.idempotency_key.in_(keys))
+        ).scalars()
+    )
+    return [k for k in dict.fromkeys(keys) if k not in found]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A command held under a lease. ``lease_token`` fences every write about this attempt."""
+
+    id: int
+    key: str
+    kind: CommandKind
+    payload: dict[str, Any]
+    refs: dict[str, str]
+    meta: dict[str, Any]
+    lease_token: int
+    attempts: int
+    first_attempt_at: datetime
+    outcome_unknown: bool
+    priority: int
+
+
+class LeaseLostError(Exception):
+    """The lease expired and another worker claimed the command: this attempt must stop."""
+
+
+class Outbox:
+    """Claims and records commands. One per worker; every method is its own short transaction."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        lease_seconds: float,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.lease = timedelta(seconds=lease_seconds)
+        self.clock = clock
+
+    # -- claiming ---------------------------------------------------------------------------------
+
+    def claim(self, worker_id: str) -> Claimed | None:
+        """Take the most urgent due command, or ``None``. One statement (see module docstring)."""
+        now = self.clock()
+        dep_row = _OC.alias("dep")
+        unmet = (
+            select(1)
+            .select_from(_DEP)
+            .where(
+                _DEP.c.command_id == _OC.c.id,
+                ~exists(
+                    select(1).where(
+                        dep_row.c.idempotency_key == _DEP.c.depends_on_key,
+                        dep_row.c.status == _DONE,
+                    )
+                ),
+            )
+        )
+        due = or_(
+            and_(_OC.c.status == _PENDING, _OC.c.next_attempt_at <= now),
+            and_(_OC.c.status == _IN_FLIGHT, _OC.c.lease_expires_at <= now),
+        )
+        candidate = (
+            select(_OC.c.id)
+            .where(due, ~exists(unmet))
+            .order_by(_OC.c.priority, _OC.c.next_attempt_at, _OC.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(_OC)
+            .where(_OC.c.id == candidate)
+            .values(
+                status=_IN_FLIGHT,
+                lease_token=_OC.c.lease_token + 1,
+                lease_expires_at=now + self.lease,
+                leased_by=worker_id,
+                first_attempt_at=func.coalesce(_OC.c.first_attempt_at, now),
+                updated_at=now,
+            )
+            .returning(
+                _OC.c.id,
+                _OC.c.idempotency_key,
+                _OC.c.kind,
+                _OC.c.payload,
+                _OC.c.refs,
+                _OC.c.meta,
+                _OC.c.lease_token,
+                _OC.c.attempts,
+                _OC.c.first_attempt_at,
+                _OC.c.outcome_unknown,
+                _OC.c.priority,
+            )
+        )
+        with self.sessions.begin() as session:
+            row = session.execute(stmt).first()
+        if row is None:
+            return None
+        return Claimed(
+            id=row.id,
+            key=row.idempotency_key,
+            kind=CommandKind(row.kind),
+            payload=dict(row.payload or {}),
+            refs=dict(row.refs or {}),
+            meta=dict(row.meta or {}),
+            lease_token=row.lease_token,
+            attempts=row.attempts,
+            first_attempt_at=row.first_attempt_at,
+            outcome_unknown=bool(row.outcome_unknown),
+            priority=row.priority,
+        )
+
+    def next_due_in(self) -> float | None:
+        """Seconds until a command may be due (0 if one may be now), ``None`` if none waits.
+
+        Counts pending commands' next attempt and in-flight commands' lease expiry; a pending
+        command may still wait for its dependencies.
+        """
+        now = self.clock()
+        with self.sessions() as session:
+            pending = session.execute(
+                select(func.min(OutboxCommand.next_attempt_at)).where(
+                    OutboxCommand.status == _PENDING
+                )
+            ).scalar()
+            leased = session.execute(
+                select(func.min(OutboxCommand.lease_expires_at)).where(
+                    OutboxCommand.status == _IN_FLIGHT
+                )
+            ).scalar()
+        times = [t for t in (pending, leased) if t is not None]
+        if not times:
+            return None
+        return max(0.0, (min(times) - now).total_seconds())
+
+    # -- during the attempt -----------------------------------------------------------------------
+
+    def begin_send(
+        self,
+        c: Claimed,
+        quota: QuotaLimiter | None,
+        *,
+        mark_unknown: bool,
+        rate: tuple[int | None, int | None] | None = None,
+    ) -> float:
+        """Before one API call: renew the lease, take one request from the quota and, for a create,
+        set ``outcome_unknown`` — all in one transaction, so that the mark is durable before the
+        request leaves. Returns ``0.0`` when the call may go, else the quota's wait (nothing
+        changed). ``rate`` is the last answer's (limit, remaining), to re-sync the quota first.
+        Raises :class:`LeaseLostError` if another worker holds the command now.
+        """
+        now = self.clock()
+        with self.sessions.begin() as session:
+            values: dict[str, Any] = {"lease_expires_at": now + self.lease, "updated_at": now}
+            if mark_unknown:
+                values["outcome_unknown"] = True
+            if not self._fenced(session, c, values):
+                raise LeaseLostError(c.key)
+            if quota is not None:
+                if rate is not None:
+                    quota.observe(session, now, *rate)
+                wait = quota.try_acquire(session, now)
+                if wait > 0:
+                    session.rollback()
+                    return wait
+        return 0.0
+
+    def binding(self, source_key: str) -> int | None:
+        with self.sessions() as session:
+            row = session.get(CustomerBinding, source_key)
+            return None if row is None else row.remote_id
+
+    def referenced(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None, dict[str, Any]]]:
+        """Status, remote id and result of the commands keyed ``keys`` (those that exist)."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        with self.sessions() as session:
+            rows = session.execute(
+                select(
+                    OutboxCommand.idempotency_key,
+                    OutboxCommand.status,
+                    OutboxCommand.remote_id,
+                    OutboxCommand.result,
+                ).where(OutboxCommand.idempotency_key.in_(wanted))
+            ).all()
+        return {r.idempotency_key: (r.status, r.remote_id, dict(r.result or {})) for r in rows}
+
+    # -- outcomes (all fenced by the lease token) -------------------------------------------------
+
+    def complete(
+        self,
+        c: Claimed,
+        *,
+        remote_id: int | None,
+        result: dict[str, Any],
+        binding_key: str | None = None,
+    ) -> bool:
+        """The API confirmed the command: done, remote id kept, the customer bound if one."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            ok = self._fenced(
+                session,
+                c,
+                {
+                    "status": _DONE,
+                    "remote_id": remote_id,
+                    "result": jsonable(result),
+                    "outcome_unknown": False,
+                    "last_error": None,
+                    "lease_expires_at": None,
+                    "done_at": now,
+                    "updated_at": now,
+                },
+            )
+            if ok and binding_key and remote_id is not None:
+                self._bind(session, binding_key, remote_id, now)
+            if not ok:
+                session.rollback()
+        return ok
+
+    def retry_later(
+        self,
+        c: Claimed,
+        *,
+        wait_s: float,
+        error: str,
+        consume_attempt: bool,
+        outcome_unknown: bool | None = None,
+    ) -> bool:
+        """Back to pending, due in ``wait_s``; ``consume_attempt`` is False for a 429 or a pause."""
+        now = self.clock()
+        values: dict[str, Any] = {
+            "status": _PENDING,
+            "next_attempt_at": now + timedelta(seconds=wait_s),
+            "last_error": error[:2000],
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        if consume_attempt:
+            values["attempts"] = _OC.c.attempts + 1
+        if outcome_unknown is not None:
+            values["outcome_unknown"] = outcome_unknown
+        with self.sessions.begin() as session:
+            return self._fenced(session, c, values)
+
+    def rate_limited(self, c: Claimed, quota: QuotaLimiter, retry_after: float | None) -> float:
+        """A 429: every worker waits ``Retry-After`` (else the window's end); no attempt consumed."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            wait = RetryPolicy.rate_limited(retry_after, quota.window_wait(session, now))
+            quota.block(session, now, wait)
+            self._fenced(
+                session,
+                c,
+                {
+                    "status": _PENDING,
+                    "next_attempt_at": now + timedelta(seconds=wait),
+                    "last_error": f"429 rate limited: waiting {wait:.1f} s",
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                },
+            )
+        return wait
+
+    def pause_delivery(self, c: Claimed, *, reason: str, worker_id: str) -> None:
+        """A 401/403: pause every worker and put the command back, no attempt consumed."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            pause(session, now, reason=reason, by=worker_id)
+            self._fenced(
+                session,
+                c,
+                {
+                    "status": _PENDING,
+                    "next_attempt_at": now,
+                    "last_error": f"delivery paused: {reason}"[:2000],
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                },
+            )
+
+    def kill(self, c: Claimed, *, error: str, result: dict[str, Any] | None = None) -> bool:
+        """Dead: the API refused it or time ran out. Kept with the error for an operator."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            return self._fenced(
+                session,
+                c,
+                {
+                    "status": CommandStatus.DEAD.value,
+                    "last_error": error[:2000],
+                    "result": jsonable(result) if result is not None else None,
+                    "attempts": _OC.c.attempts + 1,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                },
+            )
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _fenced(self, session: Session, c: Claimed, values: dict[str, Any]) -> bool:
+        result = session.execute(
+            update(_OC)
+            .where(
+                _OC.c.id == c.id,
+                _OC.c.lease_token == c.lease_token,
+                _OC.c.status == _IN_FLIGHT,
+            )
+            .values(**values)
+        )
+        ok = getattr(result, "rowcount", 0) == 1
+        if not ok:
+            log.warning("outbox.lease_lost", command_id=c.id, key=c.key, lease_token=c.lease_token)
+        return ok
+
+    @staticmethod
+    def _bind(session: Session, source_key: str, remote_id: int, now: datetime) -> None:
+        dialect = session.get_bind().dialect.name
+        ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        stmt = ins(CustomerBinding).values(
+            source_key=source_key, remote_id=remote_id, created_at=now, updated_at=now
+        )
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["source_key"],
+                set_={"remote_id": stmt.excluded.remote_id, "updated_at": now},
+            )
+        )

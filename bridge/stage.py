@@ -1,0 +1,135 @@
+"""The mapping stage: stored inbox events -> outbox commands, in one transaction per event.
+
+An event's commands and its new status (``mapped`` / ``ignored`` / ``failed``) commit together, so
+a crash leaves the event ``received`` (mapped again, harmlessly: commands are keyed) or fully
+mapped, never half. A mapping failure marks the event ``failed`` with the error on the row; after a
+fix, ``facturation-bridge events replay ID`` puts it back to ``received``. Nothing is lost.
+
+Events are taken oldest first with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers
+stage in parallel without mapping one event twice at the same time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.commands import Command
+from bridge.db.models import EventStatus, InboxEvent, utcnow
+from bridge.events import InboundEvent, Source
+from bridge.logging import get_logger
+from bridge.outbox import enqueue
+from bridge.sources import shopify as shopify_source
+from bridge.sources import stripe as stripe_source
+
+log = get_logger("bridge.stage")
+
+
+class MappingResult(Protocol):
+    """What the mapping engine returns for one event (``bridge.mapping.engine.MappingOutcome``)."""
+
+    @property
+    def commands(self) -> Sequence[Command]: ...
+    @property
+    def skipped(self) -> str | None: ...
+
+
+class Mapper(Protocol):
+    """The mapping engine's one method the stage uses; raises for an unmappable event."""
+
+    def map_event(self, event: InboundEvent) -> MappingResult: ...
+
+
+def to_inbound(row: InboxEvent) -> InboundEvent:
+    """The stored row as the event the mapping reads. ``ValueError`` if the body is unusable."""
+    if row.source == Source.STRIPE.value:
+        return stripe_source.parse(row.body, row.received_at, inbox_id=row.id)
+    if row.source == Source.SHOPIFY.value:
+        return shopify_source.parse(row.body, dict(row.headers or {}), row.received_at, row.id)
+    raise ValueError(f"unknown source {row.source!r}")
+
+
+class Stage:
+    """Maps ``received`` inbox events. One per worker; each :meth:`run_once` is short."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        mapper: Mapper,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        batch: int = 20,
+    ) -> None:
+        self.sessions = sessions
+        self.mapper = mapper
+        self.clock = clock
+        self.batch = batch
+
+    def run_once(self) -> int:
+        """Map up to ``batch`` events, one transaction each; return how many were taken."""
+        done = 0
+        for _ in range(self.batch):
+            if not self._one():
+                break
+            done += 1
+        return done
+
+    def _one(self) -> bool:
+        with self.sessions.begin() as session:
+            row = session.execute(
+                select(InboxEvent)
+                .where(InboxEvent.status == EventStatus.RECEIVED.value)
+                .order_by(InboxEvent.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).scalar_one_or_none()
+            if row is None:
+                return False
+            self._map(session, row)
+        return True
+
+    def _map(self, session: Session, row: InboxEvent) -> None:
+        now = self.clock()
+        row.attempts += 1
+        row.processed_at = now
+        try:
+            event = to_inbound(row)
+            outcome = self.mapper.map_event(event)
+        except Exception as exc:  # any failure to map keeps the event, failed, replayable
+            row.status = EventStatus.FAILED.value
+            row.status_reason = f"{type(exc).__name__}: {exc}"[:4000]
+            log.warning(
+                "stage.failed",
+                inbox_id=row.id,
+                event_type=row.event_type,
+                error=row.status_reason,
+                exc_info=not isinstance(exc, ValueError) and type(exc).__name__ != "MappingError",
+            )
+            return
+        if outcome.skipped is not None:
+            row.status = EventStatus.IGNORED.value
+            row.status_reason = outcome.skipped
+            log.info("stage.ignored", inbox_id=row.id, reason=outcome.skipped)
+            return
+        try:
+            with session.begin_nested():
+                stored = enqueue(session, outcome.commands, now=now, event_id=row.id)
+        except Exception as exc:  # e.g. a payload the database can't store: keep it, failed
+            row.status = EventStatus.FAILED.value
+            row.status_reason = f"could not store its commands: {type(exc).__name__}: {exc}"[:4000]
+            log.exception("stage.enqueue_failed", inbox_id=row.id, event_type=row.event_type)
+            return
+        row.status = EventStatus.MAPPED.value
+        row.status_reason = None
+        log.info(
+            "stage.mapped",
+            inbox_id=row.id,
+            event_type=row.event_type,
+            commands=len(outcome.commands),
+            inserted=stored.inserted,
+            already_there=stored.existing,
+        )
