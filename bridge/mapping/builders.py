@@ -1,0 +1,262 @@
+"""From one event's evaluated expressions to commands, one builder per mapping ``kind``.
+
+``sale`` -> ``customer.ensure`` + ``invoice.create``; ``credit_note`` -> ``credit_note.create``
+(negative lines for exactly what was refunded); ``refund`` -> ``invoice.refund`` (full credit note);
+``cancel`` -> ``invoice.refund`` that the worker skips when the invoice was never created;
+``customer_update`` -> ``customer.update``. Keys and conventions: :mod:`bridge.commands`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from bridge.commands import Command, CommandKind, Priority
+from bridge.facturation.totals import compute_totals, round_cent
+from bridge.mapping.functions import FunctionError, country, dec, is_eu, vat
+from bridge.mapping.money import MoneyError, SaleLine, build_items
+from bridge.mapping.spec import Expr, LineSpec, MappingError, MappingSpec
+
+Evaluate = Callable[[Expr, Any], Any]
+
+
+class Outcome:
+    """Commands, or the reason nothing is to be done."""
+
+    def __init__(self, commands: list[Command], skipped: str | None = None) -> None:
+        self.commands = commands
+        self.skipped = skipped
+
+
+def build(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
+    return _BUILDERS[spec.kind](spec, ev, ctx)
+
+
+def _text(spec: MappingSpec, ev: Evaluate, ctx: Any, name: str) -> str:
+    value = ev(spec.exprs[name], ctx)
+    if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+        raise MappingError(f"{spec.exprs[name].where}: expected text, got {value!r}")
+    return str(value)
+
+
+def _fields(exprs: Mapping[str, Expr], ev: Evaluate, ctx: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, expr in exprs.items():
+        value = ev(expr, ctx)
+        if value is None or value == "":
+            continue
+        out[name] = str(value) if isinstance(value, Decimal) else value
+    return out
+
+
+def customer_payload(
+    spec: MappingSpec, ev: Evaluate, ctx: Any, *, infer_individual: bool = True
+) -> dict[str, Any]:
+    payload = _fields(spec.customer_fields, ev, ctx)
+    if "country" in payload:
+        payload["country"] = country(payload["country"])
+        if payload["country"] is None:
+            del payload["country"]
+    if infer_individual and "individual" not in payload:
+        payload["individual"] = not (payload.get("company_name") or payload.get("vat_number"))
+    return payload
+
+
+def _reverse_charge(spec: MappingSpec, customer: Mapping[str, Any]) -> bool:
+    rc = spec.reverse_charge
+    code = customer.get("country")
+    return bool(
+        rc.enabled
+        and customer.get("vat_number")
+        and not customer.get("individual", True)
+        and is_eu(code)
+        and code != rc.home_country
+    )
+
+
+def sale_lines(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> list[SaleLine]:
+    """Every charged line, with its gross (VAT and discounts included), VAT and rate."""
+    out: list[SaleLine] = []
+    for group in spec.lines:
+        items = ev(group.each, ctx)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise MappingError(f"{group.each.where}: expected a list, got {type(items).__name__}")
+        for item in items:
+            line = _sale_line(group, ev, {**ctx, "line": item})
+            if line is not None:
+                out.append(line)
+    return out
+
+
+def _sale_line(group: LineSpec, ev: Evaluate, ctx: dict[str, Any]) -> SaleLine | None:
+    def get(name: str, default: Any = None) -> Any:
+        expr = group.exprs.get(name)
+        return default if expr is None else ev(expr, ctx)
+
+    try:
+        amount = dec(get("amount"))
+        discount = dec(get("discount", 0))
+        tax = dec(get("tax", 0))
+        quantity = dec(get("quantity", 1))
+        rate = Decimal(vat(get("rate", 0)))
+    except FunctionError as exc:
+        raise MappingError(f"{group.each.where}: {exc}") from None
+    if quantity == 0 and amount == 0:
+        return None
+    gross = amount - discount if bool(get("includes_tax", False)) else amount - discount + tax
+    if tax == 0 and round_cent((gross - tax) * rate) != 0:
+        rate = Decimal("0.000")  # a rate was named but no VAT charged (exempt customer or line)
+    title = get("title")
+    return SaleLine(
+        title=str(title) if title not in (None, "") else "—",
+        quantity=quantity if quantity > 0 else Decimal(1),
+        gross=gross,
+        tax=tax,
+        rate=rate,
+        fields=_fields(group.fields, ev, ctx),
+    )
+
+
+def _items(spec: MappingSpec, lines: list[SaleLine], *, negate: bool) -> list[dict[str, Any]]:
+    try:
+        return build_items(
+            lines,
+            negate=negate,
+            rounding_title=spec.rounding_title,
+            vat_gap_title=spec.vat_gap_title,
+        )
+    except MoneyError as exc:
+        raise MappingError(f"{spec.path}: {exc}") from None
+
+
+def _charged(spec: MappingSpec, ev: Evaluate, ctx: Any, lines: list[SaleLine]) -> Decimal:
+    try:
+        charged = dec(ev(spec.exprs["charged"], ctx))
+    except FunctionError as exc:
+        raise MappingError(f"{spec.exprs['charged'].where}: {exc}") from None
+    total = sum((line.gross for line in lines), Decimal(0))
+    if total != charged:
+        raise MappingError(
+            f"{spec.path}: lines add up to {total} including VAT but {charged} was charged"
+        )
+    return charged
+
+
+def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
+    binding = _text(spec, ev, ctx, "binding_key")
+    customer = customer_payload(spec, ev, ctx)
+    lines = sale_lines(spec, ev, ctx)
+    charged = _charged(spec, ev, ctx, lines)
+    if spec.skip_zero and charged == 0:
+        return Outcome([], "zero-amount invoice (a trial or a 100 % discount): not invoiced")
+    payload = _fields(spec.invoice_fields, ev, ctx)
+    if _reverse_charge(spec, customer):
+        if any(line.tax for line in lines):
+            raise MappingError(
+                f"{spec.path}: VAT was charged to an EU business customer under reverse charge"
+            )
+        payload.setdefault("vat_exemption", spec.reverse_charge.text)
+    payload["currency"] = _text(spec, ev, ctx, "currency").upper()
+    payload["items"] = _items(spec, lines, negate=False)
+    customer_key = f"customer:{binding}"
+    return Outcome(
+        [
+            Command(
+                CommandKind.ENSURE_CUSTOMER, customer_key, customer, meta={"binding_key": binding}
+            ),
+            Command(
+                CommandKind.CREATE_INVOICE,
+                _text(spec, ev, ctx, "key"),
+                payload,
+                refs={"customer_id": customer_key},
+                meta=_money_meta(payload, charged),
+            ),
+        ]
+    )
+
+
+def _money_meta(payload: Mapping[str, Any], expected: Decimal) -> dict[str, Any]:
+    computed = compute_totals(payload["items"]).total_with_vat
+    if computed != expected:  # build_items guarantees it; a difference is a bug, said loudly
+        raise MappingError(f"invoice computes to {computed}, expected {expected}")
+    return {"expected_total_with_vat": str(expected), "currency": payload["currency"]}
+
+
+def _credit_note(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
+    lines = sale_lines(spec, ev, ctx)
+    refunded = _charged(spec, ev, ctx, lines)
+    if refunded == 0:
+        return Outcome([], "nothing refunded (amount 0)")
+    invoice_key = _text(spec, ev, ctx, "invoice_key")
+    payload = _fields(spec.invoice_fields, ev, ctx)
+    payload["currency"] = _text(spec, ev, ctx, "currency").upper()
+    payload["items"] = _items(spec, lines, negate=True)
+    payload["information"] = spec.information
+    return Outcome(
+        [
+            Command(
+                CommandKind.CREATE_CREDIT_NOTE,
+                _text(spec, ev, ctx, "key"),
+                payload,
+                refs={
+                    "customer_id": f"{invoice_key}#customer_id",
+                    "information": f"{invoice_key}#invoice_ref",
+                },
+                meta={**_money_meta(payload, -refunded), "credit_of": invoice_key},
+            )
+        ]
+    )
+
+
+def _refund(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any], **meta: Any) -> Outcome:
+    invoice_key = _text(spec, ev, ctx, "invoice_key")
+    return Outcome(
+        [
+            Command(
+                CommandKind.REFUND_INVOICE,
+                _text(spec, ev, ctx, "key"),
+                _fields(spec.invoice_fields, ev, ctx),
+                refs={"invoice_id": invoice_key},
+                meta={"credit_of": invoice_key, **meta},
+            )
+        ]
+    )
+
+
+def _cancel(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
+    return _refund(spec, ev, ctx, only_if_refs_exist=True)
+
+
+def _customer_update(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
+    binding = _text(spec, ev, ctx, "binding_key")
+    payload = customer_payload(spec, ev, ctx, infer_individual=False)
+    if not payload:
+        return Outcome([], "no customer field to update")
+    digest = hashlib.sha256(
+        json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
+    ).hexdigest()[:16]
+    return Outcome(
+        [
+            Command(
+                CommandKind.UPDATE_CUSTOMER,
+                f"customer-update:{binding}:{digest}",
+                payload,
+                meta={"binding_key": binding},
+                priority=Priority.UPDATE,
+            )
+        ]
+    )
+
+
+_BUILDERS: dict[str, Callable[[MappingSpec, Evaluate, dict[str, Any]], Outcome]] = {
+    "sale": _sale,
+    "credit_note": _credit_note,
+    "refund": _refund,
+    "cancel": _cancel,
+    "customer_update": _customer_update,
+}

@@ -1,0 +1,149 @@
+"""The mapping engine: one stored event in, the outbox commands for it out.
+
+Mapping files (``mappings/<source>/<event>.yaml``, overridable per file through
+``BRIDGE_MAPPINGS_DIR``) are loaded and validated once; :meth:`MappingEngine.map_event` is then
+pure, apart from the Stripe look-ups a file asks for with ``enrich:``.
+
+Errors::
+
+    MappingConfigError   a mapping file is invalid (at load: the file, the key, the problem)
+    MappingError         this event cannot be mapped: the event is marked failed, with the message
+    EnrichmentError      the Stripe API could not be reached: retry the mapping later
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+from bridge.commands import Command
+from bridge.config import Settings
+from bridge.events import InboundEvent
+from bridge.mapping.builders import build
+from bridge.mapping.enrichment import EnrichmentError, HttpStripeApi, StripeApi
+from bridge.mapping.files import all_mapping_files, file_stem
+from bridge.mapping.functions import FunctionError, MappingFunctions
+from bridge.mapping.spec import (
+    Expr,
+    MappingConfigError,
+    MappingError,
+    MappingSpec,
+    load_spec,
+)
+
+__all__ = [
+    "EnrichmentError",
+    "MappingConfigError",
+    "MappingEngine",
+    "MappingError",
+    "MappingOutcome",
+]
+
+
+@dataclass(frozen=True)
+class MappingOutcome:
+    """The commands for one event; ``skipped`` says why there are none, when that is intended."""
+
+    commands: list[Command] = field(default_factory=list)
+    skipped: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    spec: MappingSpec
+    options: jmespath.Options
+
+
+class MappingEngine:
+    """Every effective mapping file, compiled; maps events of the types they cover."""
+
+    def __init__(
+        self,
+        specs: dict[tuple[str, str], MappingSpec],
+        zone: ZoneInfo,
+        stripe_api: StripeApi | None = None,
+    ) -> None:
+        self._loaded = {
+            key: _Loaded(
+                spec,
+                jmespath.Options(
+                    custom_functions=MappingFunctions(zone, spec.tables, spec.vat_rates)
+                ),
+            )
+            for key, spec in specs.items()
+        }
+        self.stripe_api = stripe_api
+
+    @classmethod
+    def load(cls, settings: Settings, *, stripe_api: StripeApi | None = None) -> MappingEngine:
+        """Load and validate every mapping file; raise :class:`MappingConfigError` on the first bad one.
+
+        Without ``stripe_api``, one talking to ``STRIPE_API_BASE`` is made when ``STRIPE_API_KEY``
+        is set; otherwise mappings that need Stripe look-ups fail the event with a clear message.
+        """
+        user_dir = settings.mappings_dir
+        if user_dir is not None and not user_dir.is_dir():
+            raise MappingConfigError(f"BRIDGE_MAPPINGS_DIR: {user_dir} is not a directory")
+        specs = {
+            key: load_spec(path, user_dir) for key, path in all_mapping_files(user_dir).items()
+        }
+        if stripe_api is None and settings.stripe_api_key.get_secret_value():
+            stripe_api = HttpStripeApi(
+                settings.stripe_api_base, settings.stripe_api_key.get_secret_value()
+            )
+        return cls(specs, settings.timezone, stripe_api)
+
+    @property
+    def files(self) -> dict[tuple[str, str], Path]:
+        return {key: loaded.spec.path for key, loaded in self._loaded.items()}
+
+    def handles(self, source: str, event_type: str) -> bool:
+        return (str(source), file_stem(event_type)) in self._loaded
+
+    def map_event(self, event: InboundEvent) -> MappingOutcome:
+        """The commands for ``event`` (an empty outcome with ``skipped`` set if none are due)."""
+        loaded = self._loaded.get((str(event.source), file_stem(event.event_type)))
+        if loaded is None:
+            return MappingOutcome([], f"no mapping for {event.source} {event.event_type}")
+        spec, options = loaded.spec, loaded.options
+
+        def ev(expr: Expr, data: Any) -> Any:
+            try:
+                return expr.parsed.search(data, options=options)
+            except (JMESPathError, FunctionError, TypeError, ValueError, ArithmeticError) as exc:
+                raise MappingError(f"{expr.where}: {exc}") from None
+
+        payload = event.payload
+        obj = payload if spec.obj is None else ev(spec.obj, payload)
+        if not isinstance(obj, dict):
+            raise MappingError(f"{spec.path}: object: the event holds no object there")
+        ctx: dict[str, Any] = {"o": obj, "event": payload, "shop": event.shop_domain}
+        for rule in spec.skip:
+            if _truthy(ev(rule.when, ctx)):
+                return MappingOutcome([], rule.message)
+        for rule in spec.fail:
+            if _truthy(ev(rule.when, ctx)):
+                raise MappingError(f"{spec.path}: {rule.message}")
+        for name, expr in spec.enrich.items():
+            ctx[name] = self._enrich(spec, name, ev(expr, ctx))
+        outcome = build(spec, ev, ctx)
+        return MappingOutcome(outcome.commands, outcome.skipped)
+
+    def _enrich(self, spec: MappingSpec, name: str, argument: Any) -> Any:
+        if argument in (None, "", False):
+            return None
+        if self.stripe_api is None:
+            raise MappingError(f"{spec.path}: enrich.{name} needs STRIPE_API_KEY to call Stripe")
+        if name == "checkout_line_items":
+            return self.stripe_api.checkout_line_items(str(argument))
+        return self.stripe_api.checkout_session_for_payment_intent(str(argument))
+
+
+def _truthy(value: Any) -> bool:
+    """JMESPath truth: false, null, "", [] and {} are false; 0 is true (as in JMESPath)."""
+    return value not in (False, None, "", [], {})

@@ -1,0 +1,322 @@
+"""Reading and validating one mapping file into compiled expressions.
+
+A mapping file is YAML (or TOML) data: JMESPath expressions and a few policy values. Everything is
+checked when the file is loaded, so a typo fails at start-up with the file, the key and the problem,
+never on the first sale. docs/mappings.md describes the format.
+
+Errors: :class:`MappingConfigError` (a file is invalid) and :class:`MappingError` (one event cannot
+be mapped: the event goes to ``failed`` with the message, and can be replayed once fixed).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import yaml
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+
+from bridge.mapping.files import mapping_file
+from bridge.mapping.functions import FRENCH_VAT_RATES, FUNCTION_NAMES
+
+KINDS = ("sale", "credit_note", "refund", "cancel", "customer_update")
+LINE_KEYS = {"each", "title", "quantity", "amount", "discount", "tax", "rate", "includes_tax"}
+REQUIRED = {
+    "sale": ("key", "currency", "charged", "lines", "customer"),
+    "credit_note": ("key", "currency", "charged", "lines", "invoice_key"),
+    "refund": ("key", "invoice_key"),
+    "cancel": ("key", "invoice_key"),
+    "customer_update": ("customer",),
+}
+TOP_KEYS = {
+    "kind", "use", "object", "enrich", "tables", "vat_rates", "skip", "fail", "key", "currency",
+    "charged", "invoice_key", "customer", "lines", "invoice", "policy", "description",
+}  # fmt: skip
+POLICY_KEYS = {"skip_zero", "reverse_charge", "rounding_title", "vat_gap_title", "information"}
+REVERSE_CHARGE_TEXT = (
+    "Autoliquidation : TVA due par le preneur, article 196 de la directive 2006/112/CE"
+)
+EXPR_KEYS: tuple[str, ...] = ("key", "currency", "charged", "invoice_key")
+ENRICHERS = ("checkout_line_items", "checkout_session")
+
+
+class MappingConfigError(Exception):
+    """A mapping file is invalid. The message names the file, the key and the problem."""
+
+
+class MappingError(Exception):
+    """This event cannot be mapped (unexpected payload, amounts that do not add up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expr:
+    """A compiled JMESPath expression and where it came from (for error messages)."""
+
+    text: str
+    where: str  # "mappings/stripe/invoice.paid.yaml: invoice.title"
+    parsed: ParsedResult
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    when: Expr
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineSpec:
+    each: Expr
+    exprs: dict[str, Expr]
+    fields: dict[str, Expr]
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseCharge:
+    enabled: bool = False
+    home_country: str = "FR"
+    text: str = REVERSE_CHARGE_TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSpec:
+    """One mapping file, validated and compiled."""
+
+    path: Path
+    kind: str
+    obj: Expr | None
+    exprs: dict[str, Expr]  # key, currency, charged, invoice_key, customer.binding_key
+    customer_fields: dict[str, Expr]
+    invoice_fields: dict[str, Expr]
+    lines: tuple[LineSpec, ...]
+    skip: tuple[Rule, ...]
+    fail: tuple[Rule, ...]
+    enrich: dict[str, Expr]
+    tables: dict[str, dict[str, Any]]
+    vat_rates: tuple[Decimal, ...] = FRENCH_VAT_RATES
+    skip_zero: bool = True
+    reverse_charge: ReverseCharge = field(default_factory=ReverseCharge)
+    rounding_title: str = "Ajustement d'arrondi"
+    vat_gap_title: str = "Écart d'arrondi de TVA"
+    information: str = "Avoir sur la facture n° {}"
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The file's data; syntax errors become :class:`MappingConfigError` naming the file."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+        data = tomllib.loads(raw) if path.suffix == ".toml" else yaml.safe_load(raw)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise MappingConfigError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(data, dict):
+        raise MappingConfigError(f"{path}: the file must be a mapping of keys to values")
+    return data
+
+
+def load_spec(
+    path: Path, user_dir: Path | None = None, _seen: tuple[Path, ...] = ()
+) -> MappingSpec:
+    """Read, validate and compile ``path``. ``use: other.event`` reuses that event's file."""
+    data = read_document(path)
+    if "use" in data:
+        target = mapping_file(path.parent.name, str(data["use"]), user_dir)
+        if target is None or target in _seen or set(data) - {"use", "description"}:
+            raise MappingConfigError(
+                f"{path}: use: must name another existing mapping of the same source, alone"
+            )
+        return load_spec(target, user_dir, (*_seen, path))
+    return _Compiler(path, data).spec()
+
+
+class _Compiler:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    def fail(self, key: str, problem: str) -> MappingConfigError:
+        return MappingConfigError(f"{self.path}: {key}: {problem}")
+
+    def expr(self, key: str, value: Any) -> Expr:
+        if isinstance(value, bool | int) or value is None:
+            value = f"`{str(value).lower() if isinstance(value, bool) else value or 'null'}`"
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, "must be a JMESPath expression (a string)")
+        try:
+            parsed = jmespath.compile(value)
+        except JMESPathError as exc:
+            raise self.fail(key, f"invalid expression {value!r}: {exc}") from None
+        self._check_functions(key, parsed.parsed)
+        return Expr(value, f"{self.path}: {key}", parsed)
+
+    def _check_functions(self, key: str, node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "function_expression":
+                name = node.get("value")
+                if name not in FUNCTION_NAMES and name not in _BUILTIN_FUNCTIONS:
+                    raise self.fail(key, f"unknown function {name}()")
+            for child in node.get("children", []):
+                self._check_functions(key, child)
+
+    def exprs(self, key: str, value: Any) -> dict[str, Expr]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a mapping of field names to expressions")
+        return {str(k): self.expr(f"{key}.{k}", v) for k, v in value.items()}
+
+    def rules(self, key: str, message_key: str) -> tuple[Rule, ...]:
+        value = self.data.get(key) or []
+        if not isinstance(value, list):
+            raise self.fail(key, f"must be a list of {{if: expression, {message_key}: text}}")
+        out = []
+        for i, rule in enumerate(value):
+            where = f"{key}[{i}]"
+            if not isinstance(rule, dict) or set(rule) != {"if", message_key}:
+                raise self.fail(where, f"must have exactly the keys 'if' and '{message_key}'")
+            out.append(Rule(self.expr(f"{where}.if", rule["if"]), str(rule[message_key])))
+        return tuple(out)
+
+    def lines(self) -> tuple[LineSpec, ...]:
+        value = self.data.get("lines")
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value:
+            raise self.fail("lines", "must be a non-empty list of line groups")
+        out = []
+        for i, group in enumerate(value):
+            where = f"lines[{i}]"
+            if not isinstance(group, dict):
+                raise self.fail(where, "must be a mapping")
+            unknown = set(group) - LINE_KEYS - {"fields"}
+            if unknown:
+                raise self.fail(where, f"unknown keys {sorted(unknown)}")
+            for required in ("each", "title", "amount", "tax", "rate"):
+                if required not in group:
+                    raise self.fail(f"{where}.{required}", "is required")
+            exprs = {k: self.expr(f"{where}.{k}", v) for k, v in group.items() if k != "fields"}
+            fields = self.exprs(f"{where}.fields", group.get("fields"))
+            out.append(LineSpec(exprs.pop("each"), exprs, fields))
+        return tuple(out)
+
+    def spec(self) -> MappingSpec:
+        data = self.data
+        unknown = set(data) - TOP_KEYS
+        if unknown:
+            raise self.fail(
+                sorted(unknown)[0], f"unknown key (known: {', '.join(sorted(TOP_KEYS))})"
+            )
+        kind = data.get("kind")
+        if kind not in KINDS:
+            raise self.fail("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        for required in REQUIRED[kind]:
+            if required not in data:
+                raise self.fail(required, f"is required for kind {kind}")
+        exprs = {k: self.expr(k, data[k]) for k in EXPR_KEYS if k in data}
+        customer = data.get("customer") or {}
+        if not isinstance(customer, dict):
+            raise self.fail("customer", "must be a mapping with binding_key and fields")
+        if "customer" in data:
+            if "binding_key" not in customer:
+                raise self.fail("customer.binding_key", "is required")
+            exprs["binding_key"] = self.expr("customer.binding_key", customer["binding_key"])
+        enrich = self.exprs("enrich", data.get("enrich"))
+        for name in enrich:
+            if name not in ENRICHERS:
+                raise self.fail(
+                    f"enrich.{name}", f"unknown enrichment (known: {', '.join(ENRICHERS)})"
+                )
+        tables = data.get("tables") or {}
+        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+            raise self.fail("tables", "must map table names to mappings of key: value")
+        return MappingSpec(
+            path=self.path,
+            kind=kind,
+            obj=self.expr("object", data["object"]) if "object" in data else None,
+            exprs=exprs,
+            customer_fields=self.exprs("customer.fields", customer.get("fields")),
+            invoice_fields=self.exprs("invoice", data.get("invoice")),
+            lines=self.lines(),
+            skip=self.rules("skip", "reason"),
+            fail=self.rules("fail", "error"),
+            enrich=enrich,
+            tables={str(k): {str(kk): vv for kk, vv in v.items()} for k, v in tables.items()},
+            vat_rates=self.vat_rates(),
+            **self.policy(),
+        )
+
+    def vat_rates(self) -> tuple[Decimal, ...]:
+        value = self.data.get("vat_rates")
+        if value is None:
+            return FRENCH_VAT_RATES
+        try:
+            rates = tuple(Decimal(str(v)) for v in value)
+        except (InvalidOperation, TypeError):
+            raise self.fail("vat_rates", 'must be a list of rates like "0.200"') from None
+        if not rates or any(r < 0 or r >= 1 for r in rates):
+            raise self.fail("vat_rates", 'rates are fractions between 0 and 1, like "0.200"')
+        return rates
+
+    def policy(self) -> dict[str, Any]:
+        policy = self.data.get("policy") or {}
+        if not isinstance(policy, Mapping):
+            raise self.fail("policy", "must be a mapping")
+        unknown = set(policy) - POLICY_KEYS
+        if unknown:
+            raise self.fail(f"policy.{sorted(unknown)[0]}", "unknown policy")
+        out: dict[str, Any] = {}
+        if "skip_zero" in policy:
+            if not isinstance(policy["skip_zero"], bool):
+                raise self.fail("policy.skip_zero", "must be true or false")
+            out["skip_zero"] = policy["skip_zero"]
+        for name in ("rounding_title", "vat_gap_title", "information"):
+            if name in policy:
+                if not isinstance(policy[name], str) or not policy[name]:
+                    raise self.fail(f"policy.{name}", "must be a non-empty text")
+                out[name] = policy[name]
+        if "reverse_charge" in policy:
+            rc = policy["reverse_charge"]
+            if not isinstance(rc, Mapping) or set(rc) - {"enabled", "home_country", "text"}:
+                raise self.fail("policy.reverse_charge", "keys are enabled, home_country, text")
+            out["reverse_charge"] = ReverseCharge(
+                enabled=bool(rc.get("enabled", False)),
+                home_country=str(rc.get("home_country", "FR")).upper(),
+                text=str(rc.get("text", REVERSE_CHARGE_TEXT)),
+            )
+        return out
+
+
+_BUILTIN_FUNCTIONS = frozenset(
+    (
+        "abs",
+        "avg",
+        "ceil",
+        "contains",
+        "ends_with",
+        "floor",
+        "join",
+        "keys",
+        "length",
+        "map",
+        "max",
+        "max_by",
+        "merge",
+        "min",
+        "min_by",
+        "not_null",
+        "reverse",
+        "sort",
+        "sort_by",
+        "starts_with",
+        "sum",
+        "to_array",
+        "to_number",
+        "to_string",
+        "type",
+        "values",
+    )
+)
