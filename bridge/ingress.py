@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -45,31 +46,52 @@ from bridge.sources import stripe as stripe_source
 log = get_logger("bridge.ingress")
 
 ALLOW = "POST"
+DEFAULT_THREADS = 10
 
 
 class BodyTooLargeError(Exception):
     """The body is over the configured limit."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What happened to a verified delivery: its key and type, and the inbox row holding it."""
+
+    event_id: str
+    event_type: str
+    stored: Stored
+    reason: str | None
+
+
 class Ingress:
     """What the webhook endpoints share: settings, the inbox and the mapped event types.
 
     The mapped types are read once, when the app starts: a new mapping file takes effect at the
     next start (events stored as ``ignored`` meanwhile can be replayed).
+
+    Storage runs in worker threads, at most as many at once as the engine's pool has connections:
+    more would only wait for a connection, or make the pool open and close overflow connections
+    on every request (costly on PostgreSQL).
     """
 
-    settings: Settings
-    inbox: Inbox
-    mapped: frozenset[tuple[str, str]]
+    def __init__(
+        self, settings: Settings, inbox: Inbox, mapped: frozenset[tuple[str, str]], *, threads: int
+    ) -> None:
+        self.settings = settings
+        self.inbox = inbox
+        self.mapped = mapped
+        self.threads = threads
+        self._limiter: anyio.CapacityLimiter | None = None
 
     @classmethod
     def open(cls, runtime: Runtime) -> Ingress:
         settings = runtime.settings
+        pool_size = getattr(runtime.engine.pool, "size", None)
         return cls(
-            settings=settings,
-            inbox=Inbox(runtime.engine, busy_timeout=settings.db_busy_timeout),
-            mapped=frozenset(all_mapping_files(settings.mappings_dir)),
+            settings,
+            Inbox(runtime.engine, busy_timeout=settings.db_busy_timeout),
+            frozenset(all_mapping_files(settings.mappings_dir)),
+            threads=pool_size() if callable(pool_size) else DEFAULT_THREADS,
         )
 
     @classmethod
@@ -82,6 +104,14 @@ class Ingress:
             state.ingress = ingress
         return ingress
 
+    async def run(
+        self, handler: Callable[[bytes, Headers], Receipt], body: bytes, headers: Headers
+    ) -> Receipt:
+        """Run ``handler`` in a worker thread, within the storage concurrency limit."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return await anyio.to_thread.run_sync(handler, body, headers, limiter=self._limiter)
+
     def classify(self, delivery: Delivery) -> tuple[EventStatus, str | None]:
         """The status a new delivery is stored with, and why if it isn't ``received``."""
         if delivery.parse_error is not None:
@@ -90,7 +120,7 @@ class Ingress:
             return EventStatus.IGNORED, f"no mapping for {delivery.source} {delivery.event_type}"
         return EventStatus.RECEIVED, None
 
-    def stripe(self, body: bytes, headers: Headers) -> Stored:
+    def stripe(self, body: bytes, headers: Headers) -> Receipt:
         """Verify, read and store a Stripe delivery (runs in a worker thread)."""
         stripe_source.verify(
             body,
@@ -100,7 +130,7 @@ class Ingress:
         )
         return self._store(lambda: stripe_source.delivery(body), body, Source.STRIPE, "")
 
-    def shopify(self, body: bytes, headers: Headers) -> Stored:
+    def shopify(self, body: bytes, headers: Headers) -> Receipt:
         """Verify, read and store a Shopify delivery (runs in a worker thread)."""
         shopify_source.verify(
             body, headers.get(shopify_source.HMAC_HEADER), self.settings.shopify_webhook_secrets
@@ -112,7 +142,7 @@ class Ingress:
 
     def _store(
         self, read: Callable[[], Delivery], body: bytes, source: Source, hint: str
-    ) -> Stored:
+    ) -> Receipt:
         try:
             delivery = read()
         except RejectedError:
@@ -128,16 +158,7 @@ class Ingress:
             )
         status, reason = self.classify(delivery)
         stored = self.inbox.store(delivery, status, reason)
-        log.info(
-            "ingress.duplicate" if stored.duplicate else "ingress.stored",
-            source=source.value,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            inbox_id=stored.inbox_id,
-            status=stored.status.value,
-            reason=reason,
-        )
-        return stored
+        return Receipt(delivery.event_id, delivery.event_type, stored, reason)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -199,7 +220,7 @@ class WebhookEndpoint:
 
         handler = ingress.stripe if self.source is Source.STRIPE else ingress.shopify
         try:
-            stored = await run_in_threadpool(handler, body, request.headers)
+            receipt = await ingress.run(handler, body, request.headers)
         except RejectedError as exc:
             log.warning(
                 "ingress.rejected",
@@ -215,6 +236,17 @@ class WebhookEndpoint:
         except Exception:  # never a 500, never a 2xx for an event not stored
             log.exception("ingress.unexpected_error", source=self.source.value)
             return _error(503, "the event could not be stored; retry later", {"Retry-After": "5"})
+        stored = receipt.stored
+        # Logged here, on the event loop, not from the worker threads contending for the handler.
+        log.info(
+            "ingress.duplicate" if stored.duplicate else "ingress.stored",
+            source=self.source.value,
+            event_id=receipt.event_id,
+            event_type=receipt.event_type,
+            inbox_id=stored.inbox_id,
+            status=stored.status.value,
+            reason=receipt.reason,
+        )
         return JSONResponse(
             {
                 "status": "duplicate" if stored.duplicate else "stored",

@@ -216,9 +216,18 @@ def test_the_published_hmac_vector_is_accepted_as_sent(client: TestClient) -> No
     )
     answer = client.post("/webhooks/shopify", content=body, headers=headers)
     assert answer.status_code == 200
-    assert answer.json()["event_status"] == "ignored"  # no refunds/create mapping in this test
     [row] = _rows(client)
-    assert row.status_reason == "no mapping for shopify refunds/create"
+    assert (row.event_type, row.body) == ("refunds/create", body)
+
+
+def test_a_topic_without_mapping_is_stored_as_ignored(client: TestClient) -> None:
+    body = fixture_bytes("shopify/customers_create.json")
+    headers = ShopifyDelivery(body, topic="products/update").headers()
+    answer = client.post("/webhooks/shopify", content=body, headers=headers)
+    assert answer.status_code == 200
+    assert answer.json()["event_status"] == "ignored"
+    [row] = _rows(client)
+    assert row.status_reason == "no mapping for shopify products/update"
 
 
 def test_the_same_event_to_two_subscriptions_is_stored_once(client: TestClient) -> None:
