@@ -141,6 +141,24 @@ def _missing_keys(session: Session, keys: list[str]) -> list[str]:
     return [k for k in dict.fromkeys(keys) if k not in found]
 
 
+def _unmet_dependency() -> Any:
+    """``SELECT 1`` for a dependency of the outer command row that is not done (or not there)."""
+    dep_row = _OC.alias("dep")
+    return (
+        select(1)
+        .select_from(_DEP)
+        .where(
+            _DEP.c.command_id == _OC.c.id,
+            ~exists(
+                select(1).where(
+                    dep_row.c.idempotency_key == _DEP.c.depends_on_key,
+                    dep_row.c.status == _DONE,
+                )
+            ),
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """A command held under a lease. ``lease_token`` fences every write about this attempt."""
@@ -181,27 +199,13 @@ class Outbox:
     def claim(self, worker_id: str) -> Claimed | None:
         """Take the most urgent due command, or ``None``. One statement (see module docstring)."""
         now = self.clock()
-        dep_row = _OC.alias("dep")
-        unmet = (
-            select(1)
-            .select_from(_DEP)
-            .where(
-                _DEP.c.command_id == _OC.c.id,
-                ~exists(
-                    select(1).where(
-                        dep_row.c.idempotency_key == _DEP.c.depends_on_key,
-                        dep_row.c.status == _DONE,
-                    )
-                ),
-            )
-        )
         due = or_(
             and_(_OC.c.status == _PENDING, _OC.c.next_attempt_at <= now),
             and_(_OC.c.status == _IN_FLIGHT, _OC.c.lease_expires_at <= now),
         )
         candidate = (
             select(_OC.c.id)
-            .where(due, ~exists(unmet))
+            .where(due, ~exists(_unmet_dependency()))
             .order_by(_OC.c.priority, _OC.c.next_attempt_at, _OC.c.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -253,14 +257,13 @@ class Outbox:
     def next_due_in(self) -> float | None:
         """Seconds until a command may be due (0 if one may be now), ``None`` if none waits.
 
-        Counts pending commands' next attempt and in-flight commands' lease expiry; a pending
-        command may still wait for its dependencies.
+        Counts pending commands whose dependencies are done, and in-flight commands' lease expiry.
         """
         now = self.clock()
         with self.sessions() as session:
             pending = session.execute(
-                select(func.min(OutboxCommand.next_attempt_at)).where(
-                    OutboxCommand.status == _PENDING
+                select(func.min(_OC.c.next_attempt_at)).where(
+                    _OC.c.status == _PENDING, ~exists(_unmet_dependency())
                 )
             ).scalar()
             leased = session.execute(

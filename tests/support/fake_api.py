@@ -82,11 +82,9 @@ class FakeApi:
                 raise RejectedError(
                     "unknown customer", errors={"customer_id": ["invalid"]}, status=422
                 )
-            record = self._store(self.invoices, body)
             totals = compute_totals(body.get("items") or [])
-            record["total_with_vat"] = self.total_override or str(totals.total_with_vat)
-            record["draft"] = draft
-            return record
+            total = self.total_override or str(totals.total_with_vat)
+            return self._store(self.invoices, {**body, "total_with_vat": total, "draft": draft})
 
         return self._write("create_invoice", do)
 

@@ -1,0 +1,209 @@
+"""Delivery outcomes against an in-memory fake of the API, on real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from structlog.testing import capture_logs
+
+from bridge.commands import Command, CommandKind
+from bridge.db.models import CommandStatus, CustomerBinding, OutboxCommand
+from bridge.delivery import Outcome
+from bridge.pause import paused
+from bridge.runtime import Runtime
+from tests.support.fake_api import FakeApi
+from tests.support.outbox_kit import (
+    Clock,
+    customer_key,
+    drain,
+    invoice_key,
+    put,
+    refund,
+    runtime_for,
+    sale,
+    worker_for,
+)
+
+
+def _rows(runtime: Runtime) -> dict[str, OutboxCommand]:
+    with runtime.sessions() as session:
+        rows = session.execute(select(OutboxCommand)).scalars().all()
+    return {r.idempotency_key: r for r in rows}
+
+
+def _step(worker: Any) -> Outcome:
+    claimed = worker.outbox.claim(worker.worker_id)
+    assert claimed is not None
+    outcome: Outcome = worker.deliverer.deliver(claimed)
+    return outcome
+
+
+def test_a_sale_and_its_refund_are_delivered_in_order_with_api_ids(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    with runtime_for(db_url) as runtime:
+        put(runtime, refund(1) + sale(1, "cus_a", "10.00"), clock())
+        drain(worker_for(runtime, api, clock), clock)
+        rows = _rows(runtime)
+    assert {r.status for r in rows.values()} == {"done"}
+    assert api.calls == ["create_customer", "create_invoice", "refund_invoice"]
+    invoice = api.invoices[rows[invoice_key(1)].remote_id or 0]
+    assert invoice["api_custom"] == invoice_key(1)
+    assert invoice["api_id"] == Command(CommandKind.CREATE_INVOICE, invoice_key(1)).api_id
+    assert invoice["customer_id"] == rows[customer_key("cus_a")].remote_id
+    assert invoice["total_with_vat"] == "12.00"
+    credit_note = next(i for i in api.invoices.values() if i.get("refund_of"))
+    assert credit_note["refund_of"] == invoice["id"]
+
+
+def test_a_returning_customer_costs_no_extra_call(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    with runtime_for(db_url) as runtime:
+        put(runtime, sale(1, "cus_a"), clock())
+        drain(worker_for(runtime, api, clock), clock)
+        # A second customer.ensure under another key, for the same bound source customer:
+        again = Command(
+            CommandKind.ENSURE_CUSTOMER,
+            "customer:test:cus_a:v2",
+            payload={"company_name": "Client cus_a"},
+            meta={"binding_key": "test:cus_a"},
+        )
+        put(runtime, [again, *sale(2, "cus_a")], clock())
+        drain(worker_for(runtime, api, clock), clock)
+        rows = _rows(runtime)
+        with runtime.sessions() as session:
+            binding = session.get(CustomerBinding, "test:cus_a")
+    assert api.calls == ["create_customer", "create_invoice", "create_invoice"]
+    assert binding is not None
+    assert rows["customer:test:cus_a:v2"].remote_id == binding.remote_id
+    assert rows["customer:test:cus_a:v2"].result == {"id": binding.remote_id, "bound": True}
+
+
+def test_transient_failures_back_off_and_an_unknown_outcome_is_looked_up(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    with runtime_for(db_url) as runtime:
+        put(runtime, sale(1, "cus_a"), clock())
+        worker = worker_for(runtime, api, clock)
+        api.fail_next("5xx_before")
+        assert _step(worker) is Outcome.RETRY
+        row = _rows(runtime)[customer_key("cus_a")]
+        assert (row.status, row.attempts, row.outcome_unknown) == ("pending", 1, True)
+        assert row.next_attempt_at > clock()
+        api.fail_next("timeout_after")  # created, but the answer is lost
+        drain(worker, clock)
+        rows = _rows(runtime)
+    assert len(api.customers) == 1
+    assert len(api.invoices) == 1
+    assert api.duplicates() == []
+    assert "find_customers" in api.calls
+    assert rows[customer_key("cus_a")].remote_id == next(iter(api.customers))
+
+
+def test_a_connect_error_leaves_the_outcome_known(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    with runtime_for(db_url) as runtime:
+        put(runtime, sale(1, "cus_a")[:1], clock())
+        api.fail_next("connect")
+        assert _step(worker_for(runtime, api, clock)) is Outcome.RETRY
+        row = _rows(runtime)[customer_key("cus_a")]
+    assert row.outcome_unknown is False
+
+
+def test_a_429_waits_without_consuming_an_attempt_and_blocks_every_worker(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    with runtime_for(db_url) as runtime:
+        put(runtime, sale(1, "cus_a") + sale(2, "cus_b"), clock())
+        api.fail_next("429")
+        first = worker_for(runtime, api, clock, "w1")
+        assert _step(first) is Outcome.RATE_LIMITED
+        row = _rows(runtime)[customer_key("cus_a")]
+        assert (row.status, row.attempts) == ("pending", 0)
+        second = worker_for(runtime, api, clock, "w2")
+        assert _step(second) is Outcome.QUOTA_WAIT  # Retry-After (7 s) holds for everyone
+        assert api.calls == ["create_customer"]
+        clock.advance(7.1)
+        drain(second, clock)
+        assert {r.status for r in _rows(runtime).values()} == {"done"}
+
+
+def test_a_422_goes_dead_with_the_api_errors(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    with runtime_for(db_url) as runtime:
+        put(runtime, sale(1, "cus_a")[:1], clock())
+        api.fail_next("422")
+        with capture_logs() as logs:
+            assert _step(worker_for(runtime, api, clock)) is Outcome.DEAD
+        row = _rows(runtime)[customer_key("cus_a")]
+    assert row.status == CommandStatus.DEAD
+    assert row.result is not None
+    assert row.result["errors"] == {"title": ["is missing"]}
+    assert any(e["event"] == "delivery.dead" and e["log_level"] == "error" for e in logs)
+
+
+def test_401_pauses_all_delivery_until_a_probe_succeeds(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    with runtime_for(db_url) as runtime:
+        put(runtime, sale(1, "cus_a"), clock())
+        worker = worker_for(runtime, api, clock)
+        api.fail_next("401", "401")
+        assert _step(worker) is Outcome.PAUSED
+        with runtime.sessions() as session:
+            assert paused(session) is not None
+        row = _rows(runtime)[customer_key("cus_a")]
+        assert (row.status, row.attempts) == ("pending", 0)
+        assert worker.step() is False  # paused: the probe fails (second 401), nothing claimed
+        assert api.calls == ["create_customer", "account"]
+        clock.advance(31)
+        assert worker.step() is False  # the probe succeeds and resumes delivery
+        with runtime.sessions() as session:
+            assert paused(session) is None
+        drain(worker, clock)
+        assert {r.status for r in _rows(runtime).values()} == {"done"}
+
+
+def test_a_total_that_differs_from_the_amount_charged_is_flagged_loudly(db_url: str) -> None:
+    clock, api = Clock(), FakeApi(total_override="12.01")
+    with runtime_for(db_url) as runtime:
+        put(runtime, sale(1, "cus_a", "10.00"), clock())
+        with capture_logs() as logs:
+            drain(worker_for(runtime, api, clock), clock)
+        row = _rows(runtime)[invoice_key(1)]
+    assert row.status == "done"
+    assert row.result is not None
+    assert row.result["total_mismatch"] == {
+        "expected_total_with_vat": "12.00",
+        "actual_total_with_vat": "12.01",
+        "currency": "EUR",
+    }
+    mismatch = [e for e in logs if e["event"] == "delivery.total_mismatch"]
+    assert mismatch
+    assert mismatch[0]["log_level"] == "error"
+
+
+def test_ref_fields_and_templates_are_filled_from_done_commands(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    email = Command(
+        CommandKind.SEND_EMAIL,
+        "email:test:in_1",
+        payload={"subject": "Facture {}"},
+        refs={"bill_id": invoice_key(1), "subject": invoice_key(1) + "#api_custom"},
+    )
+    with runtime_for(db_url) as runtime:
+        put(runtime, [*sale(1, "cus_a"), email], clock())
+        drain(worker_for(runtime, api, clock), clock)
+        rows = _rows(runtime)
+    assert rows["email:test:in_1"].status == "done"
+    assert api.emails == [rows[invoice_key(1)].remote_id]
+
+
+def test_give_up_after_the_horizon_goes_dead(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    with runtime_for(db_url, retry_give_up_seconds=100.0, retry_max_delay_seconds=30.0) as runtime:
+        put(runtime, sale(1, "cus_a")[:1], clock())
+        api.fail_next(*["5xx_before"] * 200)
+        drain(worker_for(runtime, api, clock), clock, max_steps=1000)
+        row = _rows(runtime)[customer_key("cus_a")]
+    assert row.status == "dead"
+    assert row.last_error is not None
+    assert row.last_error.startswith("gave up")
+    assert api.customers == {}
