@@ -34,6 +34,7 @@ from bridge.facturation.errors import (
     RateLimitedError,
     RejectedError,
     RetryableError,
+    truncate,
 )
 from bridge.logging import get_logger
 
@@ -411,7 +412,12 @@ def _error_for(method: str, path: str, response: httpx.Response, rate: RateInfo)
             message, may_have_reached_server=True, status=status, rate=rate, body=text
         )
     if 400 <= status < 600:
+        errors = _errors_of(response)
         return RejectedError(
-            message, errors=_errors_of(response), status=status, rate=rate, body=text
+            f"{message}: {truncate(json.dumps(errors, default=str, ensure_ascii=False), 500)}",
+            errors=errors,
+            status=status,
+            rate=rate,
+            body=text,
         )
     return FacturationError(message, status=status, rate=rate, body=text)

@@ -1,9 +1,77 @@
-"""``facturation-bridge sandbox``: a local Facturation.pro. (Filled in by the sandbox work.)"""
+"""``facturation-bridge sandbox``: a local Facturation.pro for trying the bridge without an account.
+
+It needs none of the bridge's FACTURATION_* settings: everything comes from its own options.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
 
 
 def add_sandbox_command(sub: Any) -> None:
-    _ = sub
+    p: argparse.ArgumentParser = sub.add_parser(
+        "sandbox", help="run a local sandbox of the Facturation.pro API (see docs/sandbox.md)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8089, help="TCP port (default 8089)")
+    p.add_argument("--login", default="demo", help="API login to accept (default demo)")
+    p.add_argument("--key", default="demo-key", help="API key to accept (default demo-key)")
+    p.add_argument("--firm-id", type=int, default=1, help="the one firm's id (default 1)")
+    p.add_argument("--rate-limit", type=int, default=600, help="requests per window (600)")
+    p.add_argument("--rate-window", type=float, default=300.0, help="window, seconds (300)")
+    p.add_argument("--daily-limit", type=int, default=10_000, help="requests per day (10000)")
+    p.add_argument(
+        "--daily-window", type=float, default=86_400.0, help="length of a 'day', seconds (86400)"
+    )
+    p.add_argument(
+        "--faults",
+        default="",
+        help='fault probabilities on writes, e.g. "error_before=0.1,error_after=0.05,'
+        'drop_after=0.05,slow_after=0.05"',
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed for the fault draws")
+    p.add_argument(
+        "--slow-seconds", type=float, default=35.0, help="delay of slow_after answers (35)"
+    )
+    p.set_defaults(handler=cmd_sandbox)
+
+
+def cmd_sandbox(args: argparse.Namespace, _settings: Settings) -> int:
+    from bridge.facturation.sandbox import SandboxConfig, create_app
+    from bridge.facturation.sandbox.faults import FaultSpecError, parse_faults
+    from bridge.facturation.sandbox.server import serve
+    from bridge.logging import get_logger
+
+    try:
+        faults = parse_faults(args.faults)
+    except FaultSpecError as exc:
+        raise SystemExit(f"--faults: {exc}") from None
+    config = SandboxConfig(
+        login=args.login,
+        key=args.key,
+        firm_id=args.firm_id,
+        rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
+        daily_limit=args.daily_limit,
+        day_seconds=args.daily_window,
+        faults=faults,
+        seed=args.seed,
+        slow_seconds=args.slow_seconds,
+    )
+    get_logger("bridge.sandbox").info(
+        "sandbox.starting",
+        host=args.host,
+        port=args.port,
+        firm_id=args.firm_id,
+        rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
+        daily_limit=args.daily_limit,
+        faults=args.faults or None,
+        seed=args.seed,
+    )
+    serve(create_app(config), host=args.host, port=args.port)
+    return 0
