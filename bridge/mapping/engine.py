@@ -80,11 +80,14 @@ class MappingEngine:
         self.stripe_api = stripe_api
 
     @classmethod
-    def load(cls, settings: Settings, *, stripe_api: StripeApi | None = None) -> MappingEngine:
+    def load(
+        cls, settings: Settings, *, stripe_api: StripeApi | None = None, network: bool = True
+    ) -> MappingEngine:
         """Load and validate every mapping file; raise :class:`MappingConfigError` on the first bad one.
 
         Without ``stripe_api``, one talking to ``STRIPE_API_BASE`` is made when ``STRIPE_API_KEY``
-        is set; otherwise mappings that need Stripe look-ups fail the event with a clear message.
+        is set (and ``network`` is true); otherwise mappings that need Stripe look-ups fail the
+        event with a clear message.
         """
         user_dir = settings.mappings_dir
         if user_dir is not None and not user_dir.is_dir():
@@ -92,7 +95,7 @@ class MappingEngine:
         specs = {
             key: load_spec(path, user_dir) for key, path in all_mapping_files(user_dir).items()
         }
-        if stripe_api is None and settings.stripe_api_key.get_secret_value():
+        if network and stripe_api is None and settings.stripe_api_key.get_secret_value():
             stripe_api = HttpStripeApi(
                 settings.stripe_api_base, settings.stripe_api_key.get_secret_value()
             )

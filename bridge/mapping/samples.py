@@ -1,0 +1,115 @@
+"""Sample events with their expected outcome: the golden files, shared by tests and ``mappings check``.
+
+A golden file (``tests/golden/*.json``) names a stored payload, how it arrives (source, event type,
+shop domain), what a Stripe look-up would answer, and the outcome the built-in mappings give:
+commands, a skip reason, or an error. :class:`FixedStripeApi` answers look-ups from the file, so
+mapping a sample needs neither network nor database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bridge.events import InboundEvent, Source, parse_json
+from bridge.mapping.engine import MappingEngine, MappingError
+
+SHOP_HEADER = "x-shopify-shop-domain"
+
+
+class FixedStripeApi:
+    """The Stripe look-ups, answered from fixed data (an in-memory fake of the HTTP one)."""
+
+    def __init__(
+        self,
+        line_items: dict[str, list[dict[str, Any]]] | None = None,
+        sessions_by_payment_intent: dict[str, str] | None = None,
+    ) -> None:
+        self.line_items = line_items or {}
+        self.sessions = sessions_by_payment_intent or {}
+        self.calls: list[str] = []
+
+    def checkout_line_items(self, session_id: str) -> list[dict[str, Any]]:
+        self.calls.append(f"line_items:{session_id}")
+        return self.line_items.get(session_id, [])
+
+    def checkout_session_for_payment_intent(self, payment_intent: str) -> str | None:
+        self.calls.append(f"session:{payment_intent}")
+        return self.sessions.get(payment_intent)
+
+
+@dataclass
+class Sample:
+    path: Path  # the golden file
+    fixture: Path
+    source: str
+    event_type: str
+    shop: str | None = None
+    unwrap: str | None = None  # a REST example's wrapper key ("order")
+    stripe: dict[str, Any] = field(default_factory=dict)
+    expected: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> Sample:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            path=path,
+            fixture=(path.parent / data["fixture"]).resolve(),
+            source=data["source"],
+            event_type=data["event_type"],
+            shop=data.get("shop"),
+            unwrap=data.get("unwrap"),
+            stripe=data.get("stripe") or {},
+            expected=data.get("expected") or {},
+        )
+
+    def event(self) -> InboundEvent:
+        payload = parse_json(self.fixture.read_bytes())
+        if self.unwrap:
+            payload = payload[self.unwrap]
+        headers = {SHOP_HEADER: self.shop} if self.shop else {}
+        event_id = str(payload.get("id", self.fixture.stem))
+        return InboundEvent(
+            Source(self.source),
+            event_id,
+            self.event_type,
+            payload,
+            datetime(2026, 1, 1, tzinfo=UTC),
+            headers,
+        )
+
+    def stripe_api(self) -> FixedStripeApi:
+        return FixedStripeApi(
+            self.stripe.get("line_items"), self.stripe.get("sessions_by_payment_intent")
+        )
+
+
+def outcome_json(engine: MappingEngine, event: InboundEvent) -> dict[str, Any]:
+    """The outcome as plain JSON: ``{"commands": [...]}``, ``{"skipped": ...}`` or ``{"error": ...}``."""
+    try:
+        outcome = engine.map_event(event)
+    except MappingError as exc:
+        return {"error": _portable(str(exc))}
+    if outcome.skipped is not None:
+        return {"skipped": outcome.skipped}
+    return {
+        "commands": json.loads(json.dumps([c.to_json() for c in outcome.commands], default=str))
+    }
+
+
+def _portable(message: str) -> str:
+    """Error messages name mapping files; keep only the part under ``mappings/``."""
+    marker = "/mappings/"
+    while marker in message:
+        start = message.index(marker)
+        head = message[:start]
+        cut = max(head.rfind(" "), head.rfind("("), -1)
+        message = message[: cut + 1] + message[start + 1 :]
+    return message
+
+
+def read_samples(directory: Path) -> list[Sample]:
+    return [Sample.read(path) for path in sorted(directory.glob("*.json"))]
