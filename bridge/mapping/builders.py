@@ -16,7 +16,14 @@ from typing import Any
 
 from bridge.commands import Command, CommandKind, Priority
 from bridge.facturation.totals import compute_totals, round_cent
-from bridge.mapping.functions import FunctionError, country, dec, is_eu, vat
+from bridge.mapping.functions import (
+    FunctionError,
+    country,
+    currency_exponent,
+    dec,
+    is_eu,
+    vat,
+)
 from bridge.mapping.money import MoneyError, SaleLine, build_items
 from bridge.mapping.spec import Expr, LineSpec, MappingError, MappingSpec
 
@@ -122,11 +129,14 @@ def _sale_line(group: LineSpec, ev: Evaluate, ctx: dict[str, Any]) -> SaleLine |
     )
 
 
-def _items(spec: MappingSpec, lines: list[SaleLine], *, negate: bool) -> list[dict[str, Any]]:
+def _items(
+    spec: MappingSpec, lines: list[SaleLine], currency: str, *, negate: bool
+) -> list[dict[str, Any]]:
     try:
         return build_items(
             lines,
             negate=negate,
+            currency_unit=Decimal(1).scaleb(-currency_exponent(currency)),
             rounding_title=spec.rounding_title,
             vat_gap_title=spec.vat_gap_title,
         )
@@ -162,7 +172,7 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
             )
         payload.setdefault("vat_exemption", spec.reverse_charge.text)
     payload["currency"] = _text(spec, ev, ctx, "currency").upper()
-    payload["items"] = _items(spec, lines, negate=False)
+    payload["items"] = _items(spec, lines, payload["currency"], negate=False)
     customer_key = f"customer:{binding}"
     return Outcome(
         [
@@ -195,7 +205,7 @@ def _credit_note(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcom
     invoice_key = _text(spec, ev, ctx, "invoice_key")
     payload = _fields(spec.invoice_fields, ev, ctx)
     payload["currency"] = _text(spec, ev, ctx, "currency").upper()
-    payload["items"] = _items(spec, lines, negate=True)
+    payload["items"] = _items(spec, lines, payload["currency"], negate=True)
     payload["information"] = spec.information
     return Outcome(
         [

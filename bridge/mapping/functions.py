@@ -146,11 +146,14 @@ def vat(rate: Any) -> str:
     return str(value.quantize(VAT_QUANTUM))
 
 
-def vat_rate(tax: Any, base: Any, known: Sequence[Decimal] = FRENCH_VAT_RATES) -> str:
-    """The known VAT rate that turns ``base`` into ``tax``, allowing for rounding to the cent.
+def vat_rate(
+    tax: Any, base: Any, currency: str = "EUR", known: Sequence[Decimal] = FRENCH_VAT_RATES
+) -> str:
+    """The known VAT rate that turns ``base`` into ``tax``, allowing for rounding in ``currency``.
 
-    ``vat_rate('6.50', '32.50') == "0.200"``. Sources round each line, so the tax may be off
-    by a cent or two from ``base * rate``; a rate further off than that is an error, not a guess.
+    ``vat_rate('6.50', '32.50', 'EUR') == "0.200"``. Sources round each line, so the tax may be
+    off by a unit or so of the currency (a cent, a yen) from ``base * rate``; a rate further off
+    than that is an error, not a guess.
     """
     tax_d, base_d = dec(tax), dec(base)
     if base_d == 0:
@@ -158,15 +161,18 @@ def vat_rate(tax: Any, base: Any, known: Sequence[Decimal] = FRENCH_VAT_RATES) -
             return "0.000"
         raise FunctionError(f"tax {tax_d} on a zero base")
     best = min(known, key=lambda r: abs(tax_d - base_d * r))
-    tolerance = Decimal("0.015") + abs(base_d) * Decimal("0.0005")
+    unit = Decimal(1).scaleb(-currency_exponent(currency))
+    tolerance = unit * Decimal("1.5") + abs(base_d) * Decimal("0.0005")
     if abs(tax_d - base_d * best) > tolerance:
         raise FunctionError(f"tax {tax_d} on base {base_d} is not one of the known VAT rates")
     return str(best.quantize(VAT_QUANTUM))
 
 
-def vat_rate_of_gross(tax: Any, gross: Any, known: Sequence[Decimal] = FRENCH_VAT_RATES) -> str:
-    """:func:`vat_rate` when the amount given includes its tax: ``vat_rate_of_gross('6.50', '39.00')``."""
-    return vat_rate(tax, dec(gross) - dec(tax), known)
+def vat_rate_of_gross(
+    tax: Any, gross: Any, currency: str = "EUR", known: Sequence[Decimal] = FRENCH_VAT_RATES
+) -> str:
+    """:func:`vat_rate` when the amount includes its tax: ``vat_rate_of_gross('6.50', '39.00', 'EUR')``."""
+    return vat_rate(tax, dec(gross) - dec(tax), currency, known)
 
 
 def dsumprod(pairs: Iterable[Sequence[Any]] | None) -> Decimal:
@@ -296,13 +302,13 @@ class MappingFunctions(functions.Functions):
     def _func_vat(self, rate: Any) -> str:
         return vat(rate)
 
-    @functions.signature(_ANY, _ANY)
-    def _func_vat_rate(self, tax: Any, base: Any) -> str:
-        return vat_rate(tax, base, self.vat_rates)
+    @functions.signature(_ANY, _ANY, _ANY)
+    def _func_vat_rate(self, tax: Any, base: Any, currency: Any) -> str:
+        return vat_rate(tax, base, str(currency or "EUR"), self.vat_rates)
 
-    @functions.signature(_ANY, _ANY)
-    def _func_vat_rate_of_gross(self, tax: Any, gross: Any) -> str:
-        return vat_rate_of_gross(tax, gross, self.vat_rates)
+    @functions.signature(_ANY, _ANY, _ANY)
+    def _func_vat_rate_of_gross(self, tax: Any, gross: Any, currency: Any) -> str:
+        return vat_rate_of_gross(tax, gross, str(currency or "EUR"), self.vat_rates)
 
     @functions.signature(_ANY)
     def _func_dsumprod(self, pairs: Any) -> Decimal:

@@ -65,12 +65,15 @@ def build_items(
     lines: Sequence[SaleLine],
     *,
     negate: bool = False,
+    currency_unit: Decimal = CENT,
     rounding_title: str = ROUNDING_TITLE,
     vat_gap_title: str = VAT_GAP_TITLE,
 ) -> list[dict[str, Any]]:
     """Facturation.pro ``items`` whose totals equal the lines' gross and tax exactly.
 
     ``negate`` makes credit-note lines (negative unit prices) for the same amounts.
+    ``currency_unit`` is the source's rounding unit (1 for JPY): it bounds how far the source's
+    per-line tax rounding may stray from one rate's VAT before it is an error, not rounding.
     """
     by_rate: dict[Decimal, list[SaleLine]] = {}
     for line in lines:
@@ -81,7 +84,7 @@ def build_items(
         gross = sum((line.gross for line in group), ZERO)
         tax = sum((line.tax for line in group), ZERO)
         base = base_for(gross - tax, tax, rate)
-        if abs(gross - tax - base) > _gap_tolerance(len(group), rate):
+        if abs(gross - tax - base) > _gap_tolerance(len(group), rate, currency_unit):
             raise MoneyError(
                 f"VAT {tax} at rate {rate} does not match its base {gross - tax}: "
                 "the source's tax is not this rate of these lines"
@@ -114,11 +117,11 @@ def base_for(net: Decimal, tax: Decimal, rate: Decimal) -> Decimal:
     return min(fitting, key=lambda b: (abs(b - net), b))
 
 
-def _gap_tolerance(lines: int, rate: Decimal) -> Decimal:
-    """How far per-line rounding at the source can move the base: half a cent of tax per line."""
+def _gap_tolerance(lines: int, rate: Decimal, currency_unit: Decimal) -> Decimal:
+    """How far per-line rounding at the source can move the base: half a unit of tax per line."""
     if rate == 0:
         return ZERO
-    return (Decimal("0.005") * (lines + 1)) / rate + CENT
+    return (currency_unit / 2 * (lines + 1)) / rate + CENT
 
 
 def unit_price_for(quantity: Decimal, total: Decimal) -> Decimal:
