@@ -170,7 +170,8 @@ def test_shopify_invoice_equals_amount_charged(
     outcome = engine.map_event(shopify_event("orders/paid", order))
     charged = Decimal(order["total_price"])
     if charged == 0:
-        assert outcome.skipped is not None and outcome.commands == []
+        assert outcome.skipped is not None
+        assert outcome.commands == []
         return
     invoice = outcome.commands[1]
     assert invoice.kind is CommandKind.CREATE_INVOICE
@@ -246,7 +247,8 @@ def test_shopify_credit_note_equals_amount_and_vat_refunded(
     refund, refunded, refunded_tax = case
     outcome = engine.map_event(shopify_event("refunds/create", refund))
     if refunded == 0:
-        assert outcome.commands == [] and outcome.skipped is not None
+        assert outcome.commands == []
+        assert outcome.skipped is not None
         return
     (credit,) = outcome.commands
     assert credit.kind is CommandKind.CREATE_CREDIT_NOTE
@@ -329,7 +331,8 @@ def test_stripe_invoice_equals_amount_charged(
     invoice, charged, tax = case
     outcome = engine.map_event(stripe_event("invoice.paid", invoice))
     if charged == 0:
-        assert outcome.skipped is not None and outcome.commands == []
+        assert outcome.skipped is not None
+        assert outcome.commands == []
         return
     command = outcome.commands[1]
     totals = compute_totals(command.payload["items"])
