@@ -266,11 +266,12 @@ class FacturationClient:
     def find_by_api_id(self, resource: Resource, api_id: int) -> dict[str, Any] | None:
         """The object created with ``api_id`` (exact search, documented), or None.
 
-        Invoices come with their lines (``with_details=1``) so that the answer looks like a create's.
+        Invoices come with their lines and settlements (``with_details=1``, ``with_settlements=1``)
+        so that the record looks like a create's or a show's answer.
         """
         params: dict[str, Any] = {"api_id": api_id}
         if resource == "invoices":
-            params["with_details"] = 1
+            params.update(with_details=1, with_settlements=1)
         result = self._call("GET", self._firm(f"/{resource}.json"), params=params)
         for record in result.data if isinstance(result.data, list) else []:
             if isinstance(record, dict) and str(record.get("api_id")) == str(api_id):

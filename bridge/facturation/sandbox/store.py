@@ -240,6 +240,8 @@ class Store:
                 fields["invoiced_on"], fields["pay_before"]
             )
             fields["payment_mode"] = fields.get("payment_mode") or 0
+            fields.setdefault("rebate_percentage", Decimal(0))
+            fields.setdefault("service_personne", False)
             now = self._now()
             invoice = Invoice(self._next("invoice"), fields, items, draft, now, now)
             if not draft:
