@@ -27,14 +27,14 @@ SALE_OR_REFUND = ("orders_", "refunds_", "rest_order", "rest_refund", "invoice.p
 
 
 @pytest.fixture(scope="module")
-def engine() -> MappingEngine:
+def mapper() -> MappingEngine:
     return MappingEngine.load(Settings(), network=False)
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.path.stem for s in SAMPLES])
-def test_sample_maps_to_expected(engine: MappingEngine, sample: Sample) -> None:
-    engine.stripe_api = sample.stripe_api()
-    got = outcome_json(engine, sample.event())
+def test_sample_maps_to_expected(mapper: MappingEngine, sample: Sample) -> None:
+    mapper.stripe_api = sample.stripe_api()
+    got = outcome_json(mapper, sample.event())
     if os.environ.get("UPDATE_GOLDEN"):
         data = json.loads(sample.path.read_text(encoding="utf-8"))
         data["expected"] = got
@@ -67,10 +67,10 @@ def test_expected_invoices_equal_the_amount_charged(sample: Sample) -> None:
         assert totals.total_with_vat == Decimal(command["meta"]["expected_total_with_vat"])
 
 
-def test_invoice_paid_and_payment_succeeded_are_one_sale(engine: MappingEngine) -> None:
+def test_invoice_paid_and_payment_succeeded_are_one_sale(mapper: MappingEngine) -> None:
     by_name = {s.path.stem: s for s in SAMPLES}
-    paid = outcome_json(engine, by_name["stripe_invoice.paid"].event())
-    succeeded = outcome_json(engine, by_name["stripe_invoice.payment_succeeded"].event())
+    paid = outcome_json(mapper, by_name["stripe_invoice.paid"].event())
+    succeeded = outcome_json(mapper, by_name["stripe_invoice.payment_succeeded"].event())
     assert [c["key"] for c in paid["commands"]] == [c["key"] for c in succeeded["commands"]]
     assert paid["commands"][1]["key"] == "stripe:invoice:in_000000000000000000000000"
 

@@ -34,7 +34,7 @@ EXAMPLES = settings(
 
 
 @pytest.fixture(scope="module")
-def engine() -> MappingEngine:
+def mapper() -> MappingEngine:
     return MappingEngine.load(Settings(), network=False)
 
 
@@ -165,9 +165,9 @@ def vat_total(items: list[dict[str, Any]]) -> Decimal:
 @EXAMPLES
 @given(order=shopify_orders())
 def test_shopify_invoice_equals_amount_charged(
-    engine: MappingEngine, order: dict[str, Any]
+    mapper: MappingEngine, order: dict[str, Any]
 ) -> None:
-    outcome = engine.map_event(shopify_event("orders/paid", order))
+    outcome = mapper.map_event(shopify_event("orders/paid", order))
     charged = Decimal(order["total_price"])
     if charged == 0:
         assert outcome.skipped is not None
@@ -242,10 +242,10 @@ def shopify_refunds(draw: st.DrawFn) -> tuple[dict[str, Any], Decimal, Decimal]:
 @EXAMPLES
 @given(case=shopify_refunds())
 def test_shopify_credit_note_equals_amount_and_vat_refunded(
-    engine: MappingEngine, case: tuple[dict[str, Any], Decimal, Decimal]
+    mapper: MappingEngine, case: tuple[dict[str, Any], Decimal, Decimal]
 ) -> None:
     refund, refunded, refunded_tax = case
-    outcome = engine.map_event(shopify_event("refunds/create", refund))
+    outcome = mapper.map_event(shopify_event("refunds/create", refund))
     if refunded == 0:
         assert outcome.commands == []
         assert outcome.skipped is not None
@@ -326,10 +326,10 @@ def stripe_event(event_type: str, obj: dict[str, Any]) -> InboundEvent:
 @EXAMPLES
 @given(case=stripe_invoices())
 def test_stripe_invoice_equals_amount_charged(
-    engine: MappingEngine, case: tuple[dict[str, Any], Decimal, Decimal]
+    mapper: MappingEngine, case: tuple[dict[str, Any], Decimal, Decimal]
 ) -> None:
     invoice, charged, tax = case
-    outcome = engine.map_event(stripe_event("invoice.paid", invoice))
+    outcome = mapper.map_event(stripe_event("invoice.paid", invoice))
     if charged == 0:
         assert outcome.skipped is not None
         assert outcome.commands == []
@@ -344,7 +344,7 @@ def test_stripe_invoice_equals_amount_charged(
 @EXAMPLES
 @given(case=stripe_invoices())
 def test_stripe_credit_note_equals_amount_and_vat_refunded(
-    engine: MappingEngine, case: tuple[dict[str, Any], Decimal, Decimal]
+    mapper: MappingEngine, case: tuple[dict[str, Any], Decimal, Decimal]
 ) -> None:
     """A Stripe credit note has the invoice lines' shape: its lines are credited exactly."""
     invoice, credited, tax = case
@@ -365,7 +365,7 @@ def test_stripe_credit_note_equals_amount_and_vat_refunded(
         "lines": {"data": credit_lines},
         "refunds": [{"refund": "re_prop", "amount_refunded": int(credited.scaleb(exp))}],
     }
-    outcome = engine.map_event(stripe_event("credit_note.created", note))
+    outcome = mapper.map_event(stripe_event("credit_note.created", note))
     if credited == 0:
         assert outcome.commands == []
         return
