@@ -69,3 +69,31 @@ def test_after_faults_leave_refused_writes_alone() -> None:
     with in_process_client(sandbox) as client, pytest.raises(RejectedError):
         client.create_customer({"country": "FR"})  # no name: 422, answered as is
     assert sandbox.stats()["faults"]["error_after"] == 0
+
+
+def test_slow_after_answers_a_patient_client() -> None:
+    sandbox = faulty("slow_after", slow_seconds=0.2)
+    with in_process_client(sandbox, timeout=5.0) as client:
+        started = time.monotonic()
+        created = client.create_customer(CUSTOMER)
+        assert time.monotonic() - started >= 0.2
+    assert created.status == 201
+    assert created.data["api_id"] == 77
+
+
+def test_same_seed_same_faults_for_the_same_writes() -> None:
+    def run(seed: int) -> list[str]:
+        sandbox = new_sandbox(faults={"error_before": 0.3, "error_after": 0.3}, seed=seed)
+        outcomes = []
+        with in_process_client(sandbox) as client:
+            for n in range(30):
+                try:
+                    client.create_customer({"company_name": f"C{n}"})
+                    outcomes.append("ok")
+                except RetryableError as exc:
+                    outcomes.append(str(exc.status))
+        return outcomes
+
+    first = run(11)
+    assert first == run(11)
+    assert {"ok", "502", "503"} == set(first)

@@ -25,8 +25,10 @@ from bridge.facturation.sandbox.middleware import (
     json_response,
     pagination_header,
 )
+from bridge.facturation.sandbox.search import int_param
 from bridge.facturation.sandbox.state import Sandbox, SandboxConfig
-from bridge.facturation.sandbox.store import InvalidError, RecordNotFoundError, coerce_int
+from bridge.facturation.sandbox.store import RecordNotFoundError
+from bridge.facturation.sandbox.validate import InvalidError
 
 PER_PAGE = 50
 NOT_FOUND = "The record could not be found"
@@ -70,7 +72,7 @@ def _id(request: Request, name: str) -> int:
 
 
 def _page(request: Request, records: list[dict[str, Any]]) -> Response:
-    page = max(1, coerce_int(request.query_params.get("page")) or 1)
+    page = max(1, int_param(request.query_params.get("page")) or 1)
     start = (page - 1) * PER_PAGE
     return json_response(
         records[start : start + PER_PAGE],
@@ -164,7 +166,7 @@ async def settlement(request: Request) -> Response:
 
 async def emails(request: Request) -> Response:
     body = await json_body(request)
-    bill_id = coerce_int(request.query_params.get("bill_id"))
+    bill_id = int_param(request.query_params.get("bill_id"))
     if bill_id is None:
         raise RecordNotFoundError
     return json_response(_sandbox(request).store.send_email(bill_id, body), 201)

@@ -24,6 +24,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.facturation.sandbox.state import Sandbox
+from bridge.logging import get_logger
+
+log = get_logger("bridge.sandbox")
 
 ABORT_KEY = "bridge.sandbox.abort"  # scope key: closes the connection without an answer
 _FIRM = re.compile(r"^/firms/(\d+)(/|$)")
@@ -118,6 +121,7 @@ class FaultInjector:
             return
         if kind == "error_before":
             faults.record(kind)
+            log.info("sandbox.fault", kind=kind, method=scope["method"], path=scope["path"])
             await json_response({"errors": "Service Unavailable"}, 503)(scope, receive, send)
             return
         messages: list[Message] = []
@@ -131,18 +135,27 @@ class FaultInjector:
             await _replay(messages, send)
             return
         faults.record(kind)
+        log.info("sandbox.fault", kind=kind, method=scope["method"], path=scope["path"])
         if kind == "error_after":
             await json_response({"errors": "Bad Gateway"}, 502)(scope, receive, send)
         elif kind == "drop_after":
             await _drop(scope, receive)
-        else:
-            await anyio.sleep(faults.slow_seconds)
+        elif not await _client_left_within(faults.slow_seconds, receive):
             await _replay(messages, send)
 
 
 async def _replay(messages: list[Message], send: Send) -> None:
     for message in messages:
         await send(message)
+
+
+async def _client_left_within(seconds: float, receive: Receive) -> bool:
+    """Wait ``seconds`` for the answer's delay; True as soon as the client has gone (timed out)."""
+    with anyio.move_on_after(seconds):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        return True
+    return False
 
 
 async def _drop(scope: Scope, receive: Receive) -> None:

@@ -25,57 +25,23 @@ from zoneinfo import ZoneInfo
 from bridge.facturation.sandbox.pdf import invoice_pdf
 from bridge.facturation.sandbox.records import Customer, Email, Invoice, Settlement, term_on
 from bridge.facturation.sandbox.render import customer_json, invoice_json, settlement_json
-from bridge.facturation.sandbox.validate import (
-    BLANK,
-    Errors,
-    InvalidError,
-    check_choice,
-    coerce,
-    read_fields,
-)
+from bridge.facturation.sandbox.rules import check_customer, check_invoice, read_items
+from bridge.facturation.sandbox.search import customer_matches, invoice_matches
+from bridge.facturation.sandbox.validate import BLANK, Errors, InvalidError, read_fields
 from bridge.facturation.sandbox.values import (
-    CURRENCIES,
     CUSTOMER_FIELDS,
-    FRENCH_VAT_RATES,
     FROZEN_WHEN_FINAL,
     INVOICE_FIELDS,
-    ITEM_FIELDS,
-    ITEM_STYLES,
-    LANGUAGES,
-    MAX_FOREIGN_VAT,
-    NATURES,
-    PAY_BEFORE_PATTERN,
     PAYMENT_MODES,
     SETTLEMENT_FIELDS,
 )
 
 PARIS = ZoneInfo("Europe/Paris")
-DEFAULT_VAT = Decimal("0.200")
 CREDIT_NOTE_PAYMENT_MODE = 99  # as in the reference's refund example
 
 
 class RecordNotFoundError(Exception):
     """404 "The record could not be found"."""
-
-
-def _contains(haystack: Any, needle: str) -> bool:
-    return haystack is not None and needle.lower() in str(haystack).lower()
-
-
-def _int_param(value: str | None) -> int | None:
-    return int(value) if value is not None and re.fullmatch(r"-?\d+", value.strip()) else None
-
-
-def _ids_param(value: str | None) -> set[int] | None:
-    if value is None:
-        return None
-    return {int(p) for p in value.split(",") if p.strip().isdigit()}
-
-
-def _check_term(fields: Mapping[str, Any], errors: Errors) -> None:
-    value = fields.get("pay_before")
-    if value and not re.fullmatch(PAY_BEFORE_PATTERN, str(value)):
-        errors.add("pay_before", "n'est pas un délai de paiement valide")
 
 
 class Store:
@@ -100,28 +66,7 @@ class Store:
 
     def find_customers(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
         with self._lock:
-            api_id = query.get("api_id")
-            ids = _ids_param(query.get("ids"))
-            found = [
-                c
-                for c in self.customers.values()
-                if (api_id is None or c.fields.get("api_id") == _int_param(api_id))
-                and (ids is None or c.id in ids)
-                and all(
-                    _contains(c.fields.get(field), query[param])
-                    for param, field in (
-                        ("api_custom", "api_custom"),
-                        ("company", "company_name"),
-                        ("last_name", "last_name"),
-                        ("email", "email"),
-                    )
-                    if param in query
-                )
-                and (
-                    "category_id" not in query
-                    or (c.fields.get("category_id") or 0) == _int_param(query["category_id"])
-                )
-            ]
+            found = [c for c in self.customers.values() if customer_matches(c, query)]
             found.sort(key=lambda c: (str(c.fields.get("short_name") or "").lower(), c.id))
             return [customer_json(c) for c in found]
 
@@ -129,7 +74,7 @@ class Store:
         with self._lock:
             errors = Errors()
             fields = read_fields(body, CUSTOMER_FIELDS, errors)
-            self._check_customer(fields, errors)
+            check_customer(fields, errors)
             errors.check()
             name = fields.get("company_name") or " ".join(
                 str(fields[k]) for k in ("first_name", "last_name") if fields.get(k)
@@ -154,7 +99,7 @@ class Store:
             customer = self._customer(customer_id)
             errors = Errors()
             changes = read_fields(body, CUSTOMER_FIELDS, errors)
-            self._check_customer({**customer.fields, **changes}, errors)
+            check_customer({**customer.fields, **changes}, errors)
             errors.check()
             customer.fields.update(changes)
             customer.updated_at = self._now()
@@ -166,24 +111,15 @@ class Store:
             raise RecordNotFoundError
         return customer
 
-    @staticmethod
-    def _check_customer(fields: Mapping[str, Any], errors: Errors) -> None:
-        if not (fields.get("company_name") or fields.get("last_name")):
-            errors.add("company_name", BLANK)
-        check_choice(fields, "currency", CURRENCIES, errors)
-        check_choice(fields, "language", LANGUAGES, errors)
-        _check_term(fields, errors)
-        email = fields.get("email")
-        if email and not re.fullmatch(
-            r"[^@\s,;]+@[^@\s,;]+(\s*[,;]\s*[^@\s,;]+@[^@\s,;]+)*", email
-        ):
-            errors.add("email", "n'est pas valide")
-
     # -- invoices --------------------------------------------------------------------------------
 
     def find_invoices(self, query: Mapping[str, str]) -> list[dict[str, Any]]:
         with self._lock:
-            found = [i for i in self.invoices.values() if self._matches(i, query)]
+            found = [
+                i
+                for i in self.invoices.values()
+                if invoice_matches(i, self.customers.get(i.fields.get("customer_id") or 0), query)
+            ]
             found.sort(key=lambda i: (not i.draft, -(i.number or 0), -i.id))
             details = query.get("with_details") == "1"
             settled = query.get("with_settlements") == "1"
@@ -191,47 +127,18 @@ class Store:
                 self._invoice_json(i, with_items=details, with_settlements=settled) for i in found
             ]
 
-    def _matches(self, invoice: Invoice, query: Mapping[str, str]) -> bool:
-        fields = invoice.fields
-        customer = self.customers.get(fields.get("customer_id") or 0)
-        if "api_id" in query and fields.get("api_id") != _int_param(query["api_id"]):
-            return False
-        ids = _ids_param(query.get("ids"))
-        if ids is not None and invoice.id not in ids:
-            return False
-        if "customer_id" in query and fields.get("customer_id") != _int_param(query["customer_id"]):
-            return False
-        if "full_invoice_ref" in query and invoice.invoice_ref != query["full_invoice_ref"]:
-            return False
-        partial = {
-            "api_custom": fields.get("api_custom"),
-            "invoice_ref": invoice.invoice_ref,
-            "payment_ref": fields.get("payment_ref"),
-            "title": fields.get("title"),
-            "company": customer.fields.get("company_name") if customer else None,
-            "last_name": customer.fields.get("last_name") if customer else None,
-        }
-        if any(p in query and not _contains(v, query[p]) for p, v in partial.items()):
-            return False
-        bill_type = query.get("bill_type") or ""
-        paid = fields.get("paid_on") is not None
-        return {
-            "": True,
-            "paid": paid,
-            "unpaid": not paid and not invoice.draft,
-            "invoice": not invoice.draft and invoice.refund_id is None,
-            "refund": invoice.refund_id is not None,
-            "draft": invoice.draft,
-        }.get(bill_type, True)
-
     def create_invoice(self, body: Mapping[str, Any], *, draft: bool) -> dict[str, Any]:
         with self._lock:
             errors = Errors()
             fields = read_fields(body, INVOICE_FIELDS, errors)
-            items = self._read_items(body.get("items"), fields, errors, existing={})
-            customer = self._check_invoice(fields, errors, required=True)
+            items = read_items(
+                body.get("items"), fields, errors, existing={}, next_id=lambda: self._next("item")
+            )
+            customer = self.customers.get(fields.get("customer_id") or 0)
+            check_invoice(fields, errors, customer_exists=customer is not None, required=True)
             errors.check()
-            assert customer is not None  # noqa: S101 -- _check_invoice raised otherwise
+            if customer is None:  # check_invoice has reported it
+                raise InvalidError({"customer": ["doit exister"]})
             fields["currency"] = fields.get("currency") or customer.fields.get("currency") or "EUR"
             fields["language"] = fields.get("language") or customer.fields.get("language") or "fr"
             fields["invoiced_on"] = fields.get("invoiced_on") or self._today()
@@ -268,7 +175,13 @@ class Store:
             if invoice.draft:
                 if "items" in body:
                     existing = {item["id"]: item for item in invoice.items}
-                    items = self._read_items(body["items"], changes, errors, existing=existing)
+                    items = read_items(
+                        body["items"],
+                        changes,
+                        errors,
+                        existing=existing,
+                        next_id=lambda: self._next("item"),
+                    )
             else:
                 if type_doc == "draft":
                     errors.add("type_doc", "une facture finalisée ne peut pas changer de statut")
@@ -278,7 +191,8 @@ class Store:
                     if changes[field] != invoice.fields.get(field):
                         errors.add(field, "une facture finalisée ne peut plus être modifiée")
             merged = {**invoice.fields, **changes}
-            self._check_invoice(merged, errors, required=False)
+            exists = merged.get("customer_id") in self.customers
+            check_invoice(merged, errors, customer_exists=exists, required=False)
             errors.check()
             invoice.fields = merged
             if items is not None:
@@ -360,71 +274,6 @@ class Store:
         if customer is not None:
             customer.last_invoiced_on = invoice.fields["invoiced_on"]
 
-    def _check_invoice(
-        self, fields: Mapping[str, Any], errors: Errors, *, required: bool
-    ) -> Customer | None:
-        customer_id = fields.get("customer_id")
-        customer = self.customers.get(customer_id) if customer_id is not None else None
-        if customer_id is None and required:
-            errors.add("customer_id", BLANK)
-        elif customer_id is not None and customer is None:
-            errors.add("customer", "doit exister")
-        check_choice(fields, "currency", CURRENCIES, errors)
-        check_choice(fields, "language", LANGUAGES, errors)
-        _check_term(fields, errors)
-        check_choice(fields, "payment_mode", PAYMENT_MODES, errors)
-        for field in ("rebate_percentage", "tax_percent"):
-            if fields.get(field):
-                errors.add(field, "n'est pas émulé par le bac à sable (seule la valeur 0 l'est)")
-        return customer
-
-    def _read_items(
-        self,
-        raw: Any,
-        fields: Mapping[str, Any],
-        errors: Errors,
-        *,
-        existing: Mapping[int, dict[str, Any]],
-    ) -> list[dict[str, Any]]:
-        if not isinstance(raw, list) or not all(isinstance(i, dict) for i in raw):
-            errors.add(
-                "items",
-                "doit contenir au moins une ligne" if raw is None else "doit être une liste",
-            )
-            return []
-        foreign = (fields.get("vat_country") or "FR") != "FR"
-        items: list[dict[str, Any]] = []
-        for position, entry in enumerate(raw, start=1):
-            item = read_fields(entry, ITEM_FIELDS, errors, prefix="items.")
-            if item.get("id") is not None:
-                if item["id"] not in existing:
-                    errors.add("items.id", "n'existe pas")
-                    continue
-                if str(entry.get("_destroy", "")) in ("1", "true", "True"):
-                    continue
-                item = {**existing[item["id"]], **item}
-            else:
-                item["id"] = self._next("item")
-            item.setdefault("position", position)
-            if item.get("quantity") is None:
-                item["quantity"] = Decimal(1)
-            if item.get("unit_price") is None:
-                item["unit_price"] = Decimal(0)
-            if item.get("vat") is None:
-                item["vat"] = DEFAULT_VAT
-            item["nature"] = item.get("nature") or 9
-            check_choice(item, "nature", NATURES, errors)
-            if (item.get("style") or "") not in ITEM_STYLES:
-                errors.add("items.style", "n'est pas inclus(e) dans la liste (ou pas émulé)")
-            vat = item["vat"]
-            known = (0 <= vat <= MAX_FOREIGN_VAT) if foreign else vat in FRENCH_VAT_RATES
-            if not known:
-                errors.add("items.vat", "n'est pas un taux de TVA valide")
-            items.append(item)
-        if not items:
-            errors.add("items", "doit contenir au moins une ligne")
-        return items
-
     # -- settlements, e-mails, PDF ---------------------------------------------------------------
 
     def _settlements_of(self, invoice_id: int) -> list[Settlement]:
@@ -447,7 +296,8 @@ class Store:
             invoice = self._invoice(invoice_id)
             errors = Errors()
             fields = read_fields(body, SETTLEMENT_FIELDS, errors)
-            check_choice(fields, "payment_mode", PAYMENT_MODES, errors)
+            if fields.get("payment_mode") not in (None, *PAYMENT_MODES):
+                errors.add("payment_mode", "n'est pas inclus(e) dans la liste")
             total = fields.get("total")
             due = invoice.balance(self._settlements_of(invoice_id))
             if invoice.draft:
@@ -461,7 +311,8 @@ class Store:
             elif total is not None and due and total > due:
                 errors.add("total", f"dépasse le montant restant dû ({due})")
             errors.check()
-            assert total is not None  # noqa: S101 -- checked above
+            if total is None:  # reported above
+                raise InvalidError({"total": [BLANK]})
             settlement = Settlement(
                 id=self._next("settlement"),
                 invoice_id=invoice_id,
@@ -537,14 +388,3 @@ class Store:
                 ],
                 "emails": [{**e.to_json(), **tags(e.bill_id)} for e in self.emails.values()],
             }
-
-
-def coerce_int(value: str | None) -> int | None:
-    """A query parameter as an integer, or None."""
-    try:
-        return coerce(value, "int") if value is not None else None
-    except ValueError:
-        return None
-
-
-__all__ = ["InvalidError", "RecordNotFoundError", "Store", "coerce_int"]

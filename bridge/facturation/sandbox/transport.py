@@ -9,6 +9,7 @@ exactly as httpx reports them over a socket.
 
 from __future__ import annotations
 
+import threading
 from contextlib import ExitStack
 from typing import Any
 
@@ -25,18 +26,21 @@ class SandboxTransport(httpx.BaseTransport):
         self.app = app
         self._stack: ExitStack | None = None
         self._portal: anyio.from_thread.BlockingPortal | None = None
+        self._lock = threading.Lock()
 
     def _get_portal(self) -> anyio.from_thread.BlockingPortal:
-        if self._portal is None:
-            self._stack = ExitStack()
-            self._portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
-        return self._portal
+        with self._lock:
+            if self._portal is None:
+                self._stack = ExitStack()
+                self._portal = self._stack.enter_context(anyio.from_thread.start_blocking_portal())
+            return self._portal
 
     def close(self) -> None:
-        if self._stack is not None:
-            self._stack.close()
-        self._stack = None
-        self._portal = None
+        with self._lock:
+            if self._stack is not None:
+                self._stack.close()
+            self._stack = None
+            self._portal = None
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
