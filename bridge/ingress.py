@@ -22,10 +22,7 @@ for an event that is not stored.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import anyio
-import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -35,7 +32,8 @@ from starlette.types import Receive, Scope, Send
 from bridge.config import Settings
 from bridge.db.models import EventStatus
 from bridge.events import Source
-from bridge.inbox import Inbox, InboxUnavailableError, Stored
+from bridge.inbox import Entry, Inbox, InboxUnavailableError
+from bridge.inbox_writer import InboxWriter
 from bridge.logging import get_logger
 from bridge.mapping.files import all_mapping_files, file_stem
 from bridge.runtime import Runtime
@@ -46,52 +44,39 @@ from bridge.sources import stripe as stripe_source
 log = get_logger("bridge.ingress")
 
 ALLOW = "POST"
-DEFAULT_THREADS = 10
+STORE_MARGIN_SECONDS = 3.0  # beyond the busy timeout, before answering 503 to a waiting request
 
 
 class BodyTooLargeError(Exception):
     """The body is over the configured limit."""
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """What happened to a verified delivery: its key and type, and the inbox row holding it."""
-
-    event_id: str
-    event_type: str
-    stored: Stored
-    reason: str | None
-
-
 class Ingress:
-    """What the webhook endpoints share: settings, the inbox and the mapped event types.
+    """What the webhook endpoints share: settings, the inbox writer and the mapped event types.
 
     The mapped types are read once, when the app starts: a new mapping file takes effect at the
     next start (events stored as ``ignored`` meanwhile can be replayed).
 
-    Storage runs in worker threads, at most as many at once as the engine's pool has connections:
-    more would only wait for a connection, or make the pool open and close overflow connections
-    on every request (costly on PostgreSQL).
+    Verifying and reading a delivery is a little CPU work (an HMAC, a JSON parse of at most
+    ``BRIDGE_MAX_BODY_BYTES``) done on the event loop; storing it is done by the inbox writer's
+    thread, which commits the deliveries of concurrent requests together (group commit).
     """
 
     def __init__(
-        self, settings: Settings, inbox: Inbox, mapped: frozenset[tuple[str, str]], *, threads: int
+        self, settings: Settings, writer: InboxWriter, mapped: frozenset[tuple[str, str]]
     ) -> None:
         self.settings = settings
-        self.inbox = inbox
+        self.writer = writer
         self.mapped = mapped
-        self.threads = threads
-        self._limiter: anyio.CapacityLimiter | None = None
 
     @classmethod
     def open(cls, runtime: Runtime) -> Ingress:
         settings = runtime.settings
-        pool_size = getattr(runtime.engine.pool, "size", None)
+        inbox = Inbox(runtime.engine, busy_timeout=settings.db_busy_timeout)
         return cls(
             settings,
-            Inbox(runtime.engine, busy_timeout=settings.db_busy_timeout),
+            InboxWriter(inbox, timeout=settings.db_busy_timeout + STORE_MARGIN_SECONDS),
             frozenset(all_mapping_files(settings.mappings_dir)),
-            threads=pool_size() if callable(pool_size) else DEFAULT_THREADS,
         )
 
     @classmethod
@@ -104,45 +89,36 @@ class Ingress:
             state.ingress = ingress
         return ingress
 
-    async def run(
-        self, handler: Callable[[bytes, Headers], Receipt], body: bytes, headers: Headers
-    ) -> Receipt:
-        """Run ``handler`` in a worker thread, within the storage concurrency limit."""
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.threads)
-        return await anyio.to_thread.run_sync(handler, body, headers, limiter=self._limiter)
-
-    def classify(self, delivery: Delivery) -> tuple[EventStatus, str | None]:
-        """The status a new delivery is stored with, and why if it isn't ``received``."""
+    def classify(self, delivery: Delivery) -> Entry:
+        """The delivery with the status it is stored with, and why if it isn't ``received``."""
         if delivery.parse_error is not None:
-            return EventStatus.FAILED, delivery.parse_error
+            return Entry(delivery, EventStatus.FAILED, delivery.parse_error)
         if (delivery.source.value, file_stem(delivery.event_type)) not in self.mapped:
-            return EventStatus.IGNORED, f"no mapping for {delivery.source} {delivery.event_type}"
-        return EventStatus.RECEIVED, None
+            reason = f"no mapping for {delivery.source} {delivery.event_type}"
+            return Entry(delivery, EventStatus.IGNORED, reason)
+        return Entry(delivery, EventStatus.RECEIVED)
 
-    def stripe(self, body: bytes, headers: Headers) -> Receipt:
-        """Verify, read and store a Stripe delivery (runs in a worker thread)."""
+    def stripe(self, body: bytes, headers: Headers) -> Entry:
+        """Verify and read a Stripe delivery; :class:`RejectedError` if it must not be stored."""
         stripe_source.verify(
             body,
             headers.get(stripe_source.SIGNATURE_HEADER),
             self.settings.stripe_webhook_secrets,
             tolerance=self.settings.stripe_tolerance,
         )
-        return self._store(lambda: stripe_source.delivery(body), body, Source.STRIPE, "")
+        return self._read(lambda: stripe_source.delivery(body), body, Source.STRIPE, "")
 
-    def shopify(self, body: bytes, headers: Headers) -> Receipt:
-        """Verify, read and store a Shopify delivery (runs in a worker thread)."""
+    def shopify(self, body: bytes, headers: Headers) -> Entry:
+        """Verify and read a Shopify delivery; :class:`RejectedError` if it must not be stored."""
         shopify_source.verify(
             body, headers.get(shopify_source.HMAC_HEADER), self.settings.shopify_webhook_secrets
         )
         kept = shopify_source.kept_headers(headers)
         shopify_source.check_shop(kept, self.settings.shopify_shop_domains)
         topic = kept.get(shopify_source.TOPIC, "")
-        return self._store(lambda: shopify_source.delivery(body, kept), body, Source.SHOPIFY, topic)
+        return self._read(lambda: shopify_source.delivery(body, kept), body, Source.SHOPIFY, topic)
 
-    def _store(
-        self, read: Callable[[], Delivery], body: bytes, source: Source, hint: str
-    ) -> Receipt:
+    def _read(self, read: Callable[[], Delivery], body: bytes, source: Source, hint: str) -> Entry:
         try:
             delivery = read()
         except RejectedError:
@@ -156,9 +132,7 @@ class Ingress:
                 body,
                 parse_error=f"could not read the delivery: {type(exc).__name__}: {exc}",
             )
-        status, reason = self.classify(delivery)
-        stored = self.inbox.store(delivery, status, reason)
-        return Receipt(delivery.event_id, delivery.event_type, stored, reason)
+        return self.classify(delivery)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -218,9 +192,10 @@ class WebhookEndpoint:
             log.info("ingress.client_disconnected", source=self.source.value, client=client)
             return _error(400, "client disconnected before the body was read")
 
-        handler = ingress.stripe if self.source is Source.STRIPE else ingress.shopify
+        read = ingress.stripe if self.source is Source.STRIPE else ingress.shopify
         try:
-            receipt = await ingress.run(handler, body, request.headers)
+            entry = read(body, request.headers)
+            stored = await ingress.writer.store(entry)
         except RejectedError as exc:
             log.warning(
                 "ingress.rejected",
@@ -236,16 +211,14 @@ class WebhookEndpoint:
         except Exception:  # never a 500, never a 2xx for an event not stored
             log.exception("ingress.unexpected_error", source=self.source.value)
             return _error(503, "the event could not be stored; retry later", {"Retry-After": "5"})
-        stored = receipt.stored
-        # Logged here, on the event loop, not from the worker threads contending for the handler.
         log.info(
             "ingress.duplicate" if stored.duplicate else "ingress.stored",
             source=self.source.value,
-            event_id=receipt.event_id,
-            event_type=receipt.event_type,
+            event_id=entry.delivery.event_id,
+            event_type=entry.delivery.event_type,
             inbox_id=stored.inbox_id,
             status=stored.status.value,
-            reason=receipt.reason,
+            reason=entry.reason,
         )
         return JSONResponse(
             {
