@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import jmespath
 from jmespath.exceptions import JMESPathError
+from jmespath.visitor import TreeInterpreter
 
 from bridge.commands import Command
 from bridge.config import Settings
@@ -55,8 +56,10 @@ class MappingOutcome:
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
+    """A spec with its JMESPath interpreter, made once: it caches its node dispatch."""
+
     spec: MappingSpec
-    options: jmespath.Options
+    interpreter: TreeInterpreter
 
 
 class MappingEngine:
@@ -71,8 +74,10 @@ class MappingEngine:
         self._loaded = {
             key: _Loaded(
                 spec,
-                jmespath.Options(
-                    custom_functions=MappingFunctions(zone, spec.tables, spec.vat_rates)
+                TreeInterpreter(
+                    jmespath.Options(
+                        custom_functions=MappingFunctions(zone, spec.tables, spec.vat_rates)
+                    )
                 ),
             )
             for key, spec in specs.items()
@@ -113,11 +118,11 @@ class MappingEngine:
         loaded = self._loaded.get((str(event.source), file_stem(event.event_type)))
         if loaded is None:
             return MappingOutcome([], f"no mapping for {event.source} {event.event_type}")
-        spec, options = loaded.spec, loaded.options
+        spec, visit = loaded.spec, loaded.interpreter.visit
 
         def ev(expr: Expr, data: Any) -> Any:
             try:
-                return expr.parsed.search(data, options=options)
+                return visit(expr.parsed.parsed, data)
             except (JMESPathError, FunctionError, TypeError, ValueError, ArithmeticError) as exc:
                 raise MappingError(f"{expr.where}: {exc}") from None
 
