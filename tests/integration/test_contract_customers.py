@@ -100,6 +100,8 @@ def test_searches_api_id_exact_and_partial_fields(client: FacturationClient) -> 
     ).data
     assert [c["id"] for c in client.find_customers(api_id=123).data] == [a["id"]]
     assert client.find_customers(api_id=12).data == []
+    client.create_customer({"company_name": "No api_id"})
+    assert client.find_customers(api_id="abc").data == []
     assert [c["id"] for c in client.find_customers(api_custom="cus_B").data] == [b["id"]]
     assert [c["id"] for c in client.find_customers(email="ALPHA").data] == [a["id"]]
     assert [c["id"] for c in client.find_customers(company="eta").data] == [b["id"]]

@@ -24,16 +24,22 @@ def _ids_param(value: str | None) -> set[int] | None:
     return {int(p) for p in value.split(",") if p.strip().isdigit()}
 
 
+def _exact(value: Any, query: Mapping[str, str], param: str) -> bool:
+    """An exact filter: absent, or equal to a well-formed integer (``api_id=abc`` matches nothing)."""
+    if param not in query:
+        return True
+    wanted = int_param(query[param])
+    return wanted is not None and value == wanted
+
+
 def customer_matches(customer: Customer, query: Mapping[str, str]) -> bool:
     fields = customer.fields
-    if "api_id" in query and fields.get("api_id") != int_param(query["api_id"]):
+    if not _exact(fields.get("api_id"), query, "api_id"):
         return False
     ids = _ids_param(query.get("ids"))
     if ids is not None and customer.id not in ids:
         return False
-    if "category_id" in query and (fields.get("category_id") or 0) != int_param(
-        query["category_id"]
-    ):
+    if not _exact(fields.get("category_id") or 0, query, "category_id"):
         return False
     partial = {
         "api_custom": fields.get("api_custom"),
@@ -46,12 +52,12 @@ def customer_matches(customer: Customer, query: Mapping[str, str]) -> bool:
 
 def invoice_matches(invoice: Invoice, customer: Customer | None, query: Mapping[str, str]) -> bool:
     fields = invoice.fields
-    if "api_id" in query and fields.get("api_id") != int_param(query["api_id"]):
+    if not _exact(fields.get("api_id"), query, "api_id"):
         return False
     ids = _ids_param(query.get("ids"))
     if ids is not None and invoice.id not in ids:
         return False
-    if "customer_id" in query and fields.get("customer_id") != int_param(query["customer_id"]):
+    if not _exact(fields.get("customer_id"), query, "customer_id"):
         return False
     if "full_invoice_ref" in query and invoice.invoice_ref != query["full_invoice_ref"]:
         return False
