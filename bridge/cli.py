@@ -8,6 +8,7 @@ errors print one line naming the variable and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 import threading
@@ -46,6 +47,10 @@ def _run_web(
     from bridge.app import create_app
 
     app = create_app(settings, auto_migrate=auto_migrate, with_worker=with_worker)
+    # Everything imported so far lives as long as the process: take it out of the collector's
+    # sight, so that a full collection no longer pauses every request in flight for tens of ms.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=args.host,
