@@ -139,6 +139,7 @@ def _items(
             currency_unit=Decimal(1).scaleb(-currency_exponent(currency)),
             rounding_title=spec.rounding_title,
             vat_gap_title=spec.vat_gap_title,
+            keep_source_vat=spec.keep_source_vat or negate,
         )
     except MoneyError as exc:
         raise MappingError(f"{spec.path}: {exc}") from None

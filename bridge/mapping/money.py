@@ -68,10 +68,14 @@ def build_items(
     currency_unit: Decimal = CENT,
     rounding_title: str = ROUNDING_TITLE,
     vat_gap_title: str = VAT_GAP_TITLE,
+    keep_source_vat: bool = True,
 ) -> list[dict[str, Any]]:
     """Facturation.pro ``items`` whose totals equal the lines' gross and tax exactly.
 
     ``negate`` makes credit-note lines (negative unit prices) for the same amounts.
+    ``keep_source_vat=False`` trades the VAT's exactness for fewer lines: per rate, a base whose
+    Facturation.pro total equals the amount charged is used when one exists (its VAT may then
+    differ by a cent from the source's per-line rounding), and the 0 % line only when none does.
     ``currency_unit`` is the source's rounding unit (1 for JPY): it bounds how far the source's
     per-line tax rounding may stray from one rate's VAT before it is an error, not rounding.
     """
@@ -83,17 +87,19 @@ def build_items(
     for rate, group in by_rate.items():
         gross = sum((line.gross for line in group), ZERO)
         tax = sum((line.tax for line in group), ZERO)
-        base = base_for(gross - tax, tax, rate)
+        base = None if keep_source_vat else base_for_total(gross - tax, gross, rate)
+        if base is None:
+            base = base_for(gross - tax, tax, rate)
         if abs(gross - tax - base) > _gap_tolerance(len(group), rate, currency_unit):
             raise MoneyError(
                 f"VAT {tax} at rate {rate} does not match its base {gross - tax}: "
                 "the source's tax is not this rate of these lines"
             )
-        vat_gap += gross - tax - base
+        vat_gap += gross - base - round_cent(base * rate)
         items.extend(_rate_items(group, rate, base, rounding_title))
     if vat_gap:
         items.append(_item(vat_gap_title, Decimal(1), vat_gap, ZERO.quantize(VAT_QUANTUM), {}))
-    _check(lines, items)
+    _check(lines, items, check_vat=keep_source_vat)
     if negate:
         for item in items:
             item["unit_price"] = _price_str(-Decimal(item["unit_price"]))
@@ -115,6 +121,16 @@ def base_for(net: Decimal, tax: Decimal, rate: Decimal) -> Decimal:
     if not fitting:
         raise MoneyError(f"no base gives VAT {tax} at rate {rate}")
     return min(fitting, key=lambda b: (abs(b - net), b))
+
+
+def base_for_total(net: Decimal, gross: Decimal, rate: Decimal) -> Decimal | None:
+    """The base nearest ``net`` with ``base + round(base * rate) == gross``, if there is one."""
+    if rate == 0:
+        return None
+    reach = int((CENT / rate) / CENT) + 2
+    candidates = [net + CENT * k for k in range(-reach, reach + 1)]
+    fitting = [b for b in candidates if b + round_cent(b * rate) == gross]
+    return min(fitting, key=lambda b: (abs(b - net), b)) if fitting else None
 
 
 def _gap_tolerance(lines: int, rate: Decimal, currency_unit: Decimal) -> Decimal:
@@ -186,12 +202,16 @@ def _quantity_str(quantity: Decimal) -> str:
     return text
 
 
-def _check(lines: Sequence[SaleLine], items: Sequence[Mapping[str, Any]]) -> None:
+def _check(
+    lines: Sequence[SaleLine], items: Sequence[Mapping[str, Any]], *, check_vat: bool
+) -> None:
     """Fail loudly if the items do not reproduce the charged amounts (a bug, never expected)."""
     totals = compute_totals(items)
     gross = sum((line.gross for line in lines), ZERO)
     if totals.total_with_vat != gross:
         raise MoneyError(f"lines total {totals.total_with_vat}, expected {gross}")
+    if not check_vat:
+        return
     for rate, vat_amount in totals.vat_by_rate.items():
         charged = sum((ln.tax for ln in lines if ln.rate.quantize(VAT_QUANTUM) == rate), ZERO)
         if vat_amount != charged:

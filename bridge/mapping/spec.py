@@ -38,7 +38,14 @@ TOP_KEYS = {
     "kind", "use", "object", "enrich", "tables", "vat_rates", "skip", "fail", "key", "currency",
     "charged", "invoice_key", "customer", "lines", "invoice", "policy", "description",
 }  # fmt: skip
-POLICY_KEYS = {"skip_zero", "reverse_charge", "rounding_title", "vat_gap_title", "information"}
+POLICY_KEYS = {
+    "keep_source_vat",
+    "skip_zero",
+    "reverse_charge",
+    "rounding_title",
+    "vat_gap_title",
+    "information",
+}
 REVERSE_CHARGE_TEXT = (
     "Autoliquidation : TVA due par le preneur, article 196 de la directive 2006/112/CE"
 )
@@ -100,6 +107,7 @@ class MappingSpec:
     tables: dict[str, dict[str, Any]]
     vat_rates: tuple[Decimal, ...] = FRENCH_VAT_RATES
     skip_zero: bool = True
+    keep_source_vat: bool = True
     reverse_charge: ReverseCharge = field(default_factory=ReverseCharge)
     rounding_title: str = "Ajustement d'arrondi"
     vat_gap_title: str = "Écart d'arrondi de TVA"
@@ -269,10 +277,11 @@ class _Compiler:
         if unknown:
             raise self.fail(f"policy.{sorted(unknown)[0]}", "unknown policy")
         out: dict[str, Any] = {}
-        if "skip_zero" in policy:
-            if not isinstance(policy["skip_zero"], bool):
-                raise self.fail("policy.skip_zero", "must be true or false")
-            out["skip_zero"] = policy["skip_zero"]
+        for name in ("skip_zero", "keep_source_vat"):
+            if name in policy:
+                if not isinstance(policy[name], bool):
+                    raise self.fail(f"policy.{name}", "must be true or false")
+                out[name] = policy[name]
         for name in ("rounding_title", "vat_gap_title", "information"):
             if name in policy:
                 if not isinstance(policy[name], str) or not policy[name]:

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bridge.commands import CommandKind
@@ -22,6 +22,7 @@ from bridge.config import Settings
 from bridge.events import InboundEvent, Source
 from bridge.facturation.totals import compute_totals
 from bridge.mapping.engine import MappingEngine
+from bridge.mapping.money import ROUNDING_TITLE, VAT_GAP_TITLE
 
 RATES = [Decimal("0.2"), Decimal("0.1"), Decimal("0.055"), Decimal("0.021"), Decimal("0")]
 CURRENCIES = {"EUR": 2, "USD": 2, "JPY": 0}
@@ -158,8 +159,11 @@ def shopify_event(topic: str, payload: dict[str, Any]) -> InboundEvent:
     )
 
 
-def vat_total(items: list[dict[str, Any]]) -> Decimal:
-    return compute_totals(items).total_vat
+def note_adjustments(items: list[dict[str, Any]]) -> None:
+    """Count, in hypothesis' statistics, how often the explicit adjustment lines were needed."""
+    titles = {item["title"] for item in items}
+    event(f"rounding line: {ROUNDING_TITLE in titles}")
+    event(f"VAT gap line: {VAT_GAP_TITLE in titles}")
 
 
 @EXAMPLES
@@ -175,6 +179,7 @@ def test_shopify_invoice_equals_amount_charged(
         return
     invoice = outcome.commands[1]
     assert invoice.kind is CommandKind.CREATE_INVOICE
+    note_adjustments(invoice.payload["items"])
     totals = compute_totals(invoice.payload["items"])
     assert totals.total_with_vat == charged
     assert totals.total_vat == Decimal(order["total_tax"])
@@ -335,6 +340,7 @@ def test_stripe_invoice_equals_amount_charged(
         assert outcome.commands == []
         return
     command = outcome.commands[1]
+    note_adjustments(command.payload["items"])
     totals = compute_totals(command.payload["items"])
     assert totals.total_with_vat == charged
     assert totals.total_vat == tax
