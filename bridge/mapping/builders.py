@@ -175,20 +175,26 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
     payload["currency"] = _text(spec, ev, ctx, "currency").upper()
     payload["items"] = _items(spec, lines, payload["currency"], negate=False)
     customer_key = f"customer:{binding}"
-    return Outcome(
-        [
+    invoice_key = _text(spec, ev, ctx, "key")
+    commands = [
+        Command(CommandKind.ENSURE_CUSTOMER, customer_key, customer, meta={"binding_key": binding}),
+        Command(
+            CommandKind.CREATE_INVOICE,
+            invoice_key,
+            payload,
+            refs={"customer_id": customer_key},
+            meta=_money_meta(payload, charged),
+        ),
+    ]
+    if spec.send_email:
+        # emails.json?bill_id=ID: an empty body sends to the customer's address, with the
+        # account's "Confirmation de règlement" template for a paid invoice.
+        commands.append(
             Command(
-                CommandKind.ENSURE_CUSTOMER, customer_key, customer, meta={"binding_key": binding}
-            ),
-            Command(
-                CommandKind.CREATE_INVOICE,
-                _text(spec, ev, ctx, "key"),
-                payload,
-                refs={"customer_id": customer_key},
-                meta=_money_meta(payload, charged),
-            ),
-        ]
-    )
+                CommandKind.SEND_EMAIL, f"email:{invoice_key}", {}, refs={"bill_id": invoice_key}
+            )
+        )
+    return Outcome(commands)
 
 
 def _money_meta(payload: Mapping[str, Any], expected: Decimal) -> dict[str, Any]:

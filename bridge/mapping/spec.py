@@ -40,6 +40,7 @@ TOP_KEYS = {
 }  # fmt: skip
 POLICY_KEYS = {
     "keep_source_vat",
+    "send_email",
     "skip_zero",
     "reverse_charge",
     "rounding_title",
@@ -108,6 +109,7 @@ class MappingSpec:
     vat_rates: tuple[Decimal, ...] = FRENCH_VAT_RATES
     skip_zero: bool = True
     keep_source_vat: bool = True
+    send_email: bool = False
     reverse_charge: ReverseCharge = field(default_factory=ReverseCharge)
     rounding_title: str = "Ajustement d'arrondi"
     vat_gap_title: str = "Écart d'arrondi de TVA"
@@ -277,7 +279,7 @@ class _Compiler:
         if unknown:
             raise self.fail(f"policy.{sorted(unknown)[0]}", "unknown policy")
         out: dict[str, Any] = {}
-        for name in ("skip_zero", "keep_source_vat"):
+        for name in ("skip_zero", "keep_source_vat", "send_email"):
             if name in policy:
                 if not isinstance(policy[name], bool):
                     raise self.fail(f"policy.{name}", "must be true or false")

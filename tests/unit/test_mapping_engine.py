@@ -318,3 +318,15 @@ def test_stripe_unreachable_is_a_retryable_enrichment_error(fake_stripe: str) ->
 def test_without_a_stripe_key_lookups_fail_the_event_clearly(mapper: MappingEngine) -> None:
     with pytest.raises(MappingError, match="STRIPE_API_KEY"):
         mapper.map_event(stripe_event(parse_json(CHECKOUT.read_bytes())))
+
+
+def test_send_email_policy_adds_an_email_after_the_invoice(tmp_path: Path) -> None:
+    builtin = (Path(__file__).parents[2] / "mappings/stripe/invoice.paid.yaml").read_text()
+    custom = builtin.replace("  skip_zero: true\n", "  skip_zero: true\n  send_email: true\n")
+    assert custom != builtin
+    folder = user_dir(tmp_path, "stripe", "invoice.paid.yaml", custom)
+    mapper = MappingEngine.load(Settings(mappings_dir=folder), network=False)
+    _customer, invoice, email = mapper.map_event(stripe_event(renewal())).commands
+    assert email.kind is CommandKind.SEND_EMAIL
+    assert email.key == f"email:{invoice.key}"
+    assert email.refs == {"bill_id": invoice.key}
