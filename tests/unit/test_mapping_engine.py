@@ -330,3 +330,23 @@ def test_send_email_policy_adds_an_email_after_the_invoice(tmp_path: Path) -> No
     assert email.kind is CommandKind.SEND_EMAIL
     assert email.key == f"email:{invoice.key}"
     assert email.refs == {"bill_id": invoice.key}
+
+
+def test_an_update_with_proration_lines_is_exact(mapper: MappingEngine) -> None:
+    payload = renewal()
+    obj = payload["data"]["object"]
+    obj["billing_reason"] = "subscription_update"
+    first = obj["lines"]["data"][0]
+    unused = {
+        **first,
+        "id": "il_unused",
+        "description": "Temps non utilisé sur Abonnement Pro",
+        "amount": -1950,
+        "taxes": [{**first["taxes"][0], "amount": -325, "taxable_amount": -1625}],
+    }
+    obj["lines"]["data"].append(unused)
+    obj["total"] = 1950
+    invoice = mapper.map_event(stripe_event(payload)).commands[1]
+    prices = [item["unit_price"] for item in invoice.payload["items"]]
+    assert prices == ["32.500", "-16.250"]
+    assert invoice.meta["expected_total_with_vat"] == "19.50"
