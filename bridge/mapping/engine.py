@@ -154,4 +154,6 @@ class MappingEngine:
 
 def _truthy(value: Any) -> bool:
     """JMESPath truth: false, null, "", [] and {} are false; 0 is true (as in JMESPath)."""
-    return value not in (False, None, "", [], {})
+    if value is None or value is False:
+        return False
+    return not isinstance(value, str | list | dict) or bool(value)

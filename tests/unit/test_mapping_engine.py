@@ -350,3 +350,14 @@ def test_an_update_with_proration_lines_is_exact(mapper: MappingEngine) -> None:
     prices = [item["unit_price"] for item in invoice.payload["items"]]
     assert prices == ["32.500", "-16.250"]
     assert invoice.meta["expected_total_with_vat"] == "19.50"
+
+
+def test_rules_follow_jmespath_truth() -> None:
+    from bridge.mapping.engine import _truthy
+
+    assert _truthy(0)
+    assert _truthy("x")
+    assert not _truthy(False)
+    assert not _truthy([])
+    assert not _truthy("")
+    assert not _truthy(None)
