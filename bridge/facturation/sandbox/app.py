@@ -54,8 +54,8 @@ async def json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"JSON invalide : {exc}") from None
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, f"JSON invalide : {type(exc).__name__}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "JSON invalide : un objet est attendu")
     return data

@@ -100,8 +100,10 @@ def _decimal(value: Any, precision: int, scale: int) -> Decimal:
         raise ValueError("n'est pas un nombre") from None
     if not number.is_finite():
         raise ValueError("n'est pas un nombre")
-    number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
     if abs(number) >= Decimal(10) ** (precision - scale):
+        raise ValueError("est trop grand")
+    number = number.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    if abs(number) >= Decimal(10) ** (precision - scale):  # 999.9995 rounds up to 1000.000
         raise ValueError("est trop grand")
     return number
 
