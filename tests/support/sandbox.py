@@ -46,8 +46,8 @@ class SandboxProcess:
     url: str
     proc: subprocess.Popen[bytes]
 
-    def ledger(self) -> dict[str, object]:
-        data: dict[str, object] = httpx.get(f"{self.url}/__sandbox/ledger", timeout=5).json()
+    def ledger(self) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.url}/__sandbox/ledger", timeout=5).json()
         return data
 
     def client(self, timeout: float = 5.0) -> FacturationClient:

@@ -30,7 +30,7 @@ log = get_logger("bridge.sandbox")
 
 ABORT_KEY = "bridge.sandbox.abort"  # scope key: closes the connection without an answer
 _FIRM = re.compile(r"^/firms/(\d+)(/|$)")
-WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+WRITES = frozenset({"POST", "PATCH"})  # the faults apply to writes; reads are never faulted
 
 
 def json_response(
