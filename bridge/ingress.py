@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
+from structlog.contextvars import bound_contextvars
 
 from bridge.config import Settings
 from bridge.db.models import EventStatus
@@ -175,6 +176,10 @@ class WebhookEndpoint:
     async def handle(self, request: Request) -> Response:
         if request.method != "POST":
             return _error(405, f"use POST to deliver {self.source} webhooks", {"Allow": ALLOW})
+        with bound_contextvars(source=self.source.value):
+            return await self._receive(request)
+
+    async def _receive(self, request: Request) -> Response:
         client = request.client.host if request.client else None
         try:
             ingress = Ingress.of(request)
@@ -195,7 +200,8 @@ class WebhookEndpoint:
         read = ingress.stripe if self.source is Source.STRIPE else ingress.shopify
         try:
             entry = read(body, request.headers)
-            stored = await ingress.writer.store(entry)
+            with bound_contextvars(event_id=entry.delivery.event_id):
+                stored = await ingress.writer.store(entry)
         except RejectedError as exc:
             log.warning(
                 "ingress.rejected",
@@ -206,7 +212,12 @@ class WebhookEndpoint:
             )
             return _error(exc.status_code, exc.reason)
         except InboxUnavailableError as exc:
-            log.error("ingress.store_unavailable", source=self.source.value, error=str(exc))
+            log.error(
+                "ingress.store_unavailable",
+                source=self.source.value,
+                event_id=entry.delivery.event_id,
+                error=str(exc),
+            )
             return _error(503, "the event could not be stored; retry later", {"Retry-After": "5"})
         except Exception:  # never a 500, never a 2xx for an event not stored
             log.exception("ingress.unexpected_error", source=self.source.value)
