@@ -36,6 +36,8 @@ def test_serve_script_runs_the_bridge_beside_the_sandbox(tmp_path: Path) -> None
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
         sandbox = f"http://127.0.0.1:{sandbox_port}"
+        # The script starts the sandbox first but does not wait for it: the bridge may be up sooner.
+        wait_http(f"{sandbox}/__sandbox/stats", timeout=30)
         listed = httpx.get(
             f"{sandbox}/firms/1/customers.json", auth=("demo", "demo-key"), timeout=5
         )
