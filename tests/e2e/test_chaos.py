@@ -1,0 +1,166 @@
+"""Chaos: real processes, a faulty API, duplicate webhooks, workers killed — zero lost, zero twice.
+
+The bridge runs as a ``web`` process and worker processes (one on SQLite, three on PostgreSQL);
+the sandbox runs as its own process and injects faults on writes: 10 % 503 before the write, 5 %
+502 after it, 5 % connection dropped after it, 5 % answered slower than the client's timeout after
+it. 1,000 Stripe sales (250 returning customers) and 100 full refunds are delivered signed, with
+20 % duplicate deliveries, in shuffled order (so some refunds arrive before their sale); a worker is
+SIGKILLed at random moments ten times and restarted. In the end the sandbox's ledger holds exactly
+one invoice per sale, with the amount paid, and one credit note per refund.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bridge.db import make_engine
+from bridge.db.models import InboxEvent, OutboxCommand
+from tests.support.bridge_procs import (
+    bridge_env,
+    invoice_custom,
+    post_all,
+    refund_custom,
+    running_bridge,
+    sandbox_to_file,
+    traffic,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SALES, REFUNDS, KILLS = 1000, 100, 10
+FAULTS = "error_before=0.10,error_after=0.05,drop_after=0.05,slow_after=0.05"
+DEADLINE_S = 600
+
+
+def _outbox_state(db_url: str) -> tuple[dict[str, int], dict[str, int]]:
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            commands = dict(
+                conn.execute(
+                    select(OutboxCommand.status, func.count()).group_by(OutboxCommand.status)
+                ).all()
+            )
+            events = dict(
+                conn.execute(
+                    select(InboxEvent.status, func.count()).group_by(InboxEvent.status)
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    return {str(k): int(v) for k, v in commands.items()}, {
+        str(k): int(v) for k, v in events.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("database", "workers"),
+    [("sqlite", 1), pytest.param("postgres", 3, marks=pytest.mark.postgres)],
+)
+def test_chaos(database: str, workers: int, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    db_url = (
+        f"sqlite:///{tmp_path / 'bridge.db'}"
+        if database == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    hooks, amounts, refunded = traffic(
+        SALES, REFUNDS, duplicates=0.20, customers=250, seed=20261123
+    )
+    rng = random.Random(7)
+    with sandbox_to_file(
+        tmp_path / "logs" / "sandbox.log",
+        "--faults",
+        FAULTS,
+        "--seed",
+        "11",
+        "--slow-seconds",
+        "2",
+        "--rate-limit",
+        "1000000",
+        "--daily-limit",
+        "10000000",
+    ) as sandbox:
+        env = bridge_env(
+            db_url,
+            sandbox.url,
+            FACTURATION_TIMEOUT="1",
+            FACTURATION_RATE_LIMIT="1000000",
+            FACTURATION_DAILY_LIMIT="10000000",
+            BRIDGE_RETRY_BASE_SECONDS="0.05",
+            BRIDGE_RETRY_MAX_DELAY_SECONDS="1",
+            BRIDGE_LEASE_SECONDS="4",
+            BRIDGE_POLL_INTERVAL="0.05",
+            BRIDGE_LOG_LEVEL="WARNING",
+        )
+        with running_bridge(env, tmp_path / "logs", workers) as bridge:
+            kills: list[float] = []
+            started = time.monotonic()
+
+            def killer() -> None:
+                for _ in range(KILLS):
+                    time.sleep(rng.uniform(2.0, 7.0))
+                    slot = rng.randrange(workers)
+                    bridge.kill_worker(slot)
+                    kills.append(time.monotonic() - started)
+                    bridge.start_worker(slot)
+
+            chaos = threading.Thread(target=killer)
+            chaos.start()
+            sent = post_all(bridge.url, hooks, threads=4)
+            chaos.join()
+
+            deadline = time.monotonic() + DEADLINE_S
+            while time.monotonic() < deadline:
+                commands, events = _outbox_state(db_url)
+                if (
+                    events.get("received", 0) == 0
+                    and commands.get("pending", 0) == 0
+                    and commands.get("in_flight", 0) == 0
+                ):
+                    break
+                time.sleep(1.0)
+            elapsed = time.monotonic() - started
+            ledger = sandbox.ledger()
+
+    commands, events = _outbox_state(db_url)
+    summary = {
+        "elapsed_s": round(elapsed, 1),
+        "kills_at_s": [round(k, 1) for k in kills],
+        "deliveries": len(hooks),
+        "sender_retries": sent["retries"],
+        "commands": commands,
+        "events": events,
+        "faults": ledger["counters"]["faults"],
+    }
+    print(summary)
+
+    assert len(kills) == KILLS
+    assert sent["sent"] == len(hooks)
+    assert events == {"mapped": SALES + REFUNDS}, summary
+    assert set(commands) == {"done"}, summary
+    assert sum(ledger["counters"]["faults"].values()) > 0  # the chaos really happened
+
+    invoices = [i for i in ledger["invoices"] if not i.get("refund_id")]
+    credit_notes = [i for i in ledger["invoices"] if i.get("refund_id")]
+    by_custom = Counter(i["api_custom"] for i in invoices)
+    assert len(invoices) == SALES, "an invoice is missing or duplicated"
+    assert set(by_custom) == {invoice_custom(o) for o in range(SALES)}
+    assert max(by_custom.values()) == 1
+    notes_by_custom = Counter(i["api_custom"] for i in credit_notes)
+    assert len(credit_notes) == REFUNDS
+    assert set(notes_by_custom) == {refund_custom(o) for o in refunded}
+    assert len(Counter(i["api_id"] for i in ledger["invoices"])) == SALES + REFUNDS
+    customers = Counter(c["api_custom"] for c in ledger["customers"])
+    assert len(customers) == 250
+    assert max(customers.values()) == 1
+    for invoice in invoices:  # every invoice equals to the cent what was paid
+        order = int(invoice["api_custom"].rsplit("_", 1)[1])
+        assert Decimal(invoice["total_with_vat"]) == Decimal(amounts[order]) / 100

@@ -1,0 +1,293 @@
+"""The bridge as real processes (``web`` + ``worker``s) and signed Stripe traffic, for e2e and bench.
+
+Sales and refunds are built from the fixtures' real Stripe events (``invoice.paid``,
+``charge.refunded``) with fresh ids, customers and amounts, and signed with Stripe's library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.procs import free_port, wait_http
+from tests.support.sandbox import FIRM_ID, KEY, LOGIN, USER_AGENT
+from tests.support.webhooks import STRIPE_SECRET, fixture_bytes, stripe_header
+
+
+@dataclass(frozen=True)
+class Webhook:
+    event_id: str
+    body: bytes
+
+
+def stripe_sale(order: int, customer: str, cents: int) -> Webhook:
+    """A paid Stripe invoice for ``order`` (EUR, one line, no tax) from the fixture's shape."""
+    event = json.loads(fixture_bytes("stripe/event_invoice.paid.json"))
+    event["id"] = f"evt_sale_{order:05d}"
+    invoice = event["data"]["object"]
+    invoice.update(
+        id=f"in_chaos_{order:05d}",
+        number=f"CHAOS-{order:05d}",
+        customer=customer,
+        customer_name=f"Client {customer}",
+        customer_email=f"{customer}@example.com",
+        currency="eur",
+        total=cents,
+        subtotal=cents,
+        amount_due=cents,
+        amount_paid=cents,
+        charge=f"ch_chaos_{order:05d}",
+    )
+    line = invoice["lines"]["data"][0]
+    line.update(amount=cents, currency="eur", description=f"Order {order}")
+    return Webhook(event["id"], json.dumps(event).encode())
+
+
+def stripe_refund(order: int, cents: int) -> Webhook:
+    """A full refund of ``order``'s charge, linked to its invoice."""
+    event = json.loads(fixture_bytes("stripe/event_charge.refunded.json"))
+    event["id"] = f"evt_refund_{order:05d}"
+    charge = event["data"]["object"]
+    charge.update(
+        id=f"ch_chaos_{order:05d}",
+        invoice=f"in_chaos_{order:05d}",
+        amount=cents,
+        amount_captured=cents,
+        amount_refunded=cents,
+        currency="eur",
+        refunded=True,
+    )
+    charge["refunds"]["data"][0].update(
+        id=f"re_chaos_{order:05d}", amount=cents, charge=charge["id"], currency="eur"
+    )
+    return Webhook(event["id"], json.dumps(event).encode())
+
+
+def invoice_custom(order: int) -> str:
+    return f"stripe:invoice:in_chaos_{order:05d}"
+
+
+def refund_custom(order: int) -> str:
+    return f"stripe:refund:re_chaos_{order:05d}"
+
+
+def bridge_env(db_url: str, api_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BRIDGE_", "FACTURATION_", "STRIPE_", "SHOPIFY_"))
+    }
+    env.update(
+        BRIDGE_DATABASE_URL=db_url,
+        FACTURATION_API_URL=api_url,
+        FACTURATION_API_LOGIN=LOGIN,
+        FACTURATION_API_KEY=KEY,
+        FACTURATION_FIRM_ID=str(FIRM_ID),
+        FACTURATION_USER_AGENT=USER_AGENT,
+        STRIPE_WEBHOOK_SECRETS=STRIPE_SECRET,
+        BRIDGE_LOG_FORMAT="json",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Bridge:
+    """A ``web`` process and ``workers`` worker processes sharing one database."""
+
+    env: Mapping[str, str]
+    logs: Path
+    workers: int = 1
+    url: str = ""
+    web: subprocess.Popen[bytes] | None = None
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    generation: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _spawn(self, *argv: str, log: str) -> subprocess.Popen[bytes]:
+        with (self.logs / log).open("ab") as out:  # the child keeps its own copy of the fd
+            return subprocess.Popen(
+                [sys.executable, "-m", "bridge", *argv],
+                env=dict(self.env),
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+                cwd=self.logs,
+            )
+
+    def start(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        migrate = self._spawn("migrate", log="migrate.log")
+        assert migrate.wait(60) == 0, (self.logs / "migrate.log").read_text()
+        port = free_port()
+        self.web = self._spawn("web", "--port", str(port), log="web.log")
+        self.url = f"http://127.0.0.1:{port}"
+        wait_http(f"{self.url}/readyz", timeout=30)
+        for slot in range(self.workers):
+            self.start_worker(slot)
+
+    def start_worker(self, slot: int) -> None:
+        with self._lock:
+            self.generation += 1
+            name = f"worker-{slot}-{self.generation}"
+            self.procs[str(slot)] = self._spawn(
+                "worker", "--worker-id", name, log=f"worker-{slot}.log"
+            )
+
+    def kill_worker(self, slot: int) -> None:
+        """SIGKILL, as a crash or an OOM kill would: nothing in the process gets to run."""
+        with self._lock:
+            proc = self.procs[str(slot)]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+
+    def stop(self) -> None:
+        for proc in [*self.procs.values(), *([self.web] if self.web else [])]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*self.procs.values(), *([self.web] if self.web else [])]:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+@dataclass
+class SandboxProc:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def ledger(self) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.url}/__sandbox/ledger", timeout=60).json()
+        return data
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.url}/__sandbox/stats", timeout=60).json()
+        return data
+
+
+@contextlib.contextmanager
+def sandbox_to_file(log: Path, *options: str) -> Iterator[SandboxProc]:
+    """``python -m bridge sandbox`` on a free port, its log in a file (a pipe nobody reads would
+    fill up and stall it under a long run)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FACTURATION_"))}
+    env["BRIDGE_LOG_LEVEL"] = "WARNING"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "sandbox",
+                "--port",
+                str(port),
+                "--login",
+                LOGIN,
+                "--key",
+                KEY,
+                "--firm-id",
+                str(FIRM_ID),
+                *options,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/__sandbox/stats", timeout=20)
+        yield SandboxProc(url, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@contextlib.contextmanager
+def running_bridge(env: Mapping[str, str], logs: Path, workers: int) -> Iterator[Bridge]:
+    bridge = Bridge(env=env, logs=logs, workers=workers)
+    try:
+        bridge.start()
+        yield bridge
+    finally:
+        bridge.stop()
+
+
+def post_all(url: str, hooks: list[Webhook], *, threads: int = 4) -> dict[str, Any]:
+    """Deliver every webhook as Stripe does: signed, retried until a 2xx. Returns send stats."""
+    queue = list(reversed(hooks))
+    lock = threading.Lock()
+    stats = {"sent": 0, "retries": 0, "non_2xx": {}}
+    first_ok: dict[str, float] = {}
+
+    def sender() -> None:
+        with httpx.Client(timeout=10) as client:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    hook = queue.pop()
+                while True:
+                    try:
+                        response = client.post(
+                            f"{url}/webhooks/stripe",
+                            content=hook.body,
+                            headers={
+                                "Stripe-Signature": stripe_header(hook.body),
+                                "Content-Type": "application/json",
+                            },
+                        )
+                        ok = 200 <= response.status_code < 300
+                        code = str(response.status_code)
+                    except httpx.TransportError as exc:
+                        ok, code = False, type(exc).__name__
+                    with lock:
+                        if ok:
+                            stats["sent"] += 1
+                            first_ok.setdefault(hook.event_id, time.monotonic())
+                        else:
+                            stats["retries"] += 1
+                            stats["non_2xx"][code] = stats["non_2xx"].get(code, 0) + 1  # type: ignore[index, attr-defined]
+                    if ok:
+                        break
+                    time.sleep(0.2)
+
+    pool = [threading.Thread(target=sender, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    stats["accepted_at"] = first_ok
+    return stats
+
+
+def traffic(
+    sales: int, refunds: int, *, duplicates: float, customers: int, seed: int
+) -> tuple[list[Webhook], dict[int, int], list[int]]:
+    """Shuffled sales and refunds with a share of duplicate deliveries; amounts by order; refunded orders."""
+    rng = random.Random(seed)
+    amounts = {order: rng.randint(100, 250_000) for order in range(sales)}
+    hooks = [stripe_sale(o, f"cus_chaos_{o % customers:04d}", amounts[o]) for o in range(sales)]
+    refunded = rng.sample(range(sales), refunds)
+    hooks += [stripe_refund(o, amounts[o]) for o in refunded]
+    hooks += rng.sample(hooks, int(len(hooks) * duplicates))
+    rng.shuffle(hooks)
+    return hooks, amounts, refunded
