@@ -16,7 +16,9 @@ Exactly once toward the API:
 
 Outcomes: 2xx -> done; 429 -> wait, no attempt consumed; 5xx/timeouts/resets -> backoff with full
 jitter, then dead after the give-up time; 400/422 -> dead with the API's ``errors``; 401/403 ->
-delivery paused for every worker; 404 and other answers -> dead.
+delivery paused for every worker; 404 and other answers -> dead. ``customer.update`` finds its
+customer through the binding of ``meta["binding_key"]`` (or a ``customer_id`` ref); with no bound
+customer there is nothing to update, and it is cancelled with that reason.
 
 The invoice's ``total_with_vat`` as the API computed it is compared with
 ``meta["expected_total_with_vat"]``: a difference is logged as an error
@@ -28,7 +30,7 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
@@ -87,6 +89,7 @@ class Outcome(enum.StrEnum):
     DEAD = "dead"  # refused or out of time
     PAUSED = "paused"  # 401/403: all delivery paused
     LEASE_LOST = "lease_lost"  # another worker owns it now: nothing recorded by us
+    CANCELLED = "cancelled"  # not needed (an update of a customer never created)
 
 
 _CREATES: dict[CommandKind, Resource] = {
@@ -141,6 +144,14 @@ class Deliverer:
             bound = self.outbox.binding(str(binding_key))
             if bound is not None:
                 return self._done(c, bound, {"id": bound, "bound": True})
+        if c.kind is CommandKind.UPDATE_CUSTOMER and "customer_id" not in c.refs:
+            bound = self.outbox.binding(str(binding_key)) if binding_key else None
+            if bound is None:
+                reason = f"no Facturation.pro customer bound to {binding_key}: nothing to update"
+                self.outbox.cancel(c, reason=reason)
+                log.info("delivery.cancelled", command_id=c.id, key=c.key, reason=reason)
+                return Outcome.CANCELLED
+            c = replace(c, payload={**c.payload, "customer_id": bound})
         try:
             body = self._resolve(c)
         except RefError as exc:

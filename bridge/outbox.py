@@ -423,6 +423,21 @@ class Outbox:
                 },
             )
 
+    def cancel(self, c: Claimed, *, reason: str) -> bool:
+        """Not needed after all (e.g. an update of a customer that was never created)."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            return self._fenced(
+                session,
+                c,
+                {
+                    "status": CommandStatus.CANCELLED.value,
+                    "last_error": reason[:2000],
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                },
+            )
+
     def kill(self, c: Claimed, *, error: str, result: dict[str, Any] | None = None) -> bool:
         """Dead: the API refused it or time ran out. Kept with the error for an operator."""
         now = self.clock()

@@ -207,3 +207,55 @@ def test_give_up_after_the_horizon_goes_dead(db_url: str) -> None:
     assert row.last_error is not None
     assert row.last_error.startswith("gave up")
     assert api.customers == {}
+
+
+def test_a_customer_update_goes_to_the_bound_customer_or_is_cancelled(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+
+    def update(n: int, customer: str) -> Command:
+        return Command(
+            CommandKind.UPDATE_CUSTOMER,
+            f"customer-update:test:{customer}:{n}",
+            payload={"email": f"new{n}@example.com"},
+            meta={"binding_key": f"test:{customer}"},
+        )
+
+    with runtime_for(db_url) as runtime:
+        put(runtime, [update(1, "cus_never")], clock())
+        put(runtime, sale(1, "cus_a"), clock())
+        drain(worker_for(runtime, api, clock), clock)
+        put(runtime, [update(2, "cus_a")], clock())
+        drain(worker_for(runtime, api, clock), clock)
+        rows = _rows(runtime)
+    assert rows["customer-update:test:cus_never:1"].status == "cancelled"
+    assert "nothing to update" in (rows["customer-update:test:cus_never:1"].last_error or "")
+    assert rows["customer-update:test:cus_a:2"].status == "done"
+    customer = api.customers[rows[customer_key("cus_a")].remote_id or 0]
+    assert customer["email"] == "new2@example.com"
+    assert "customer_id" not in customer
+
+
+def test_a_credit_note_takes_fields_of_its_invoice_result(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    note = Command(
+        CommandKind.CREATE_CREDIT_NOTE,
+        "credit:test:1",
+        payload={
+            "information": "Avoir sur la facture {}",
+            "items": [{"title": "Thing", "quantity": "-1", "unit_price": "10.00", "vat": "0.200"}],
+        },
+        refs={
+            "customer_id": invoice_key(1) + "#customer_id",
+            "information": invoice_key(1) + "#api_custom",
+        },
+        meta={"expected_total_with_vat": "-12.00", "currency": "EUR"},
+    )
+    with runtime_for(db_url) as runtime:
+        put(runtime, [note, *sale(1, "cus_a", "10.00")], clock())
+        drain(worker_for(runtime, api, clock), clock)
+        rows = _rows(runtime)
+    credit = api.invoices[rows["credit:test:1"].remote_id or 0]
+    assert credit["customer_id"] == rows[customer_key("cus_a")].remote_id
+    assert credit["information"] == f"Avoir sur la facture {invoice_key(1)}"
+    assert credit["total_with_vat"] == "-12.00"
+    assert "total_mismatch" not in (rows["credit:test:1"].result or {})
