@@ -1,4 +1,4 @@
-"""The shared quota limiter on a real SQLite database: sliding window, day limit, Retry-After, re-sync."""
+"""The shared quota limiter on real SQLite and PostgreSQL: sliding window, day limit, Retry-After, re-sync."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from tests.support.outbox_kit import Clock
 
 
 @pytest.fixture
-def sessions(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url)
+def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(db_url)
     yield session_factory(engine)
     engine.dispose()
 
@@ -91,3 +91,29 @@ def test_resync_leaves_the_reserve_to_others(sessions: sessionmaker[Session]) ->
         assert limiter.usage(session, clock()).in_window == 1
         limiter.observe(session, clock(), 6, 1)  # 5 used: others exceed the reserve by 2
         assert limiter.usage(session, clock()).in_window == 3
+
+
+def test_concurrent_workers_never_take_more_than_the_limit(
+    sessions: sessionmaker[Session],
+) -> None:
+    import threading
+
+    clock = Clock()
+    taken: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(4)
+
+    def worker() -> None:
+        limiter = QuotaLimiter(LIMITS)
+        start.wait()
+        for _ in range(10):
+            if _take(sessions, limiter, clock) == 0:
+                with lock:
+                    taken.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(taken) == LIMITS.per_window
