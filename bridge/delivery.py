@@ -124,7 +124,7 @@ class Deliverer:
     worker_id: str
     rng: random.Random
     clock: Callable[[], datetime] = utcnow
-    last_rate: RateInfo | None = None
+    last_rate: tuple[datetime, RateInfo] | None = None  # the last answer's quota headers, and when
     quota_wait_s: float = 0.0  # after a QUOTA_WAIT: how long the quota said to wait
 
     def deliver(self, c: Claimed) -> Outcome:
@@ -243,7 +243,8 @@ class Deliverer:
     def _call(self, c: Claimed, fn: Callable[[], ApiAnswer], mark_unknown: bool) -> ApiAnswer:
         rate = None
         if self.last_rate is not None:
-            rate = (self.last_rate.limit, self.last_rate.remaining)
+            seen_at, info = self.last_rate
+            rate = (seen_at, info.limit, info.remaining)
         wait = self.outbox.begin_send(c, self.quota, mark_unknown=mark_unknown, rate=rate)
         self.last_rate = None
         if wait > 0:
@@ -256,7 +257,7 @@ class Deliverer:
             answer = fn()
         except FacturationError as exc:
             if exc.rate is not None:
-                self.last_rate = exc.rate
+                self.last_rate = (self.clock(), exc.rate)
             raise _AttemptEndedError(self._failed(c, exc, mark_unknown)) from exc
         except Exception as exc:  # not the client's error: a bug or an unexpected transport fault
             log.exception("delivery.unexpected_error", command_id=c.id, key=c.key)
@@ -264,7 +265,7 @@ class Deliverer:
             raise _AttemptEndedError(self._failed(c, fault, mark_unknown)) from exc
         if isinstance(answer, _Found):
             return answer
-        self.last_rate = answer.rate
+        self.last_rate = (self.clock(), answer.rate)
         return answer
 
     def _failed(self, c: Claimed, exc: FacturationError, mark_unknown: bool) -> Outcome:

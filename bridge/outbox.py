@@ -284,12 +284,12 @@ class Outbox:
         quota: QuotaLimiter | None,
         *,
         mark_unknown: bool,
-        rate: tuple[int | None, int | None] | None = None,
+        rate: tuple[datetime, int | None, int | None] | None = None,
     ) -> float:
         """Before one API call: renew the lease, take one request from the quota and, for a create,
         set ``outcome_unknown`` — all in one transaction, so that the mark is durable before the
         request leaves. Returns ``0.0`` when the call may go, else the quota's wait (nothing
-        changed). ``rate`` is the last answer's (limit, remaining), to re-sync the quota first.
+        changed). ``rate`` is the last answer's (time, limit, remaining), to re-sync the quota first.
         Raises :class:`LeaseLostError` if another worker holds the command now.
         """
         now = self.clock()
@@ -301,7 +301,7 @@ class Outbox:
                 raise LeaseLostError(c.key)
             if quota is not None:
                 if rate is not None:
-                    quota.observe(session, now, *rate)
+                    quota.observe(session, *rate)
                 wait = quota.try_acquire(session, now)
                 if wait > 0:
                     session.rollback()

@@ -99,9 +99,13 @@ class QuotaLimiter:
         return 0.0
 
     def observe(
-        self, session: Session, now: datetime, limit: int | None, remaining: int | None
+        self, session: Session, observed_at: datetime, limit: int | None, remaining: int | None
     ) -> None:
-        """Re-sync from the server's rate headers: count requests made by others as spent now."""
+        """Re-sync from the server's rate headers: count requests made by others as spent.
+
+        ``observed_at`` is when the answer came: the log is compared as it stood then, and the
+        others' requests are logged at that time, so that a late re-sync never over-counts.
+        """
         if remaining is None:
             return
         daily = limit is not None and limit == self.limits.server_daily_limit
@@ -111,13 +115,13 @@ class QuotaLimiter:
             return
         span = DAY_SECONDS if daily else self.limits.window_seconds
         reserve = 0 if daily else self.limits.reserve
-        self._lock(session, now)
-        ours = self._count(session, now, span)
+        self._lock(session, observed_at)
+        ours = self._count(session, observed_at, span, upto=True)
         others = (limit - remaining) - ours - reserve
         if others <= 0:
             return
         others = min(others, limit)
-        session.execute(insert(QuotaRequest), [{"sent_at": now}] * others)
+        session.execute(insert(QuotaRequest), [{"sent_at": observed_at}] * others)
         log.info("quota.resynced", counted_as_others=others, remaining=remaining, limit=limit)
 
     def block(self, session: Session, now: datetime, wait_s: float) -> datetime:
@@ -169,12 +173,13 @@ class QuotaLimiter:
         ).scalar_one()
         return row
 
-    def _count(self, session: Session, now: datetime, span: float) -> int:
+    def _count(self, session: Session, now: datetime, span: float, *, upto: bool = False) -> int:
+        """Requests logged after ``now - span`` (and, with ``upto``, not after ``now``)."""
         since = now - timedelta(seconds=span)
-        count = session.execute(
-            select(func.count()).select_from(QuotaRequest).where(QuotaRequest.sent_at > since)
-        ).scalar_one()
-        return int(count)
+        query = select(func.count()).select_from(QuotaRequest).where(QuotaRequest.sent_at > since)
+        if upto:
+            query = query.where(QuotaRequest.sent_at <= now)
+        return int(session.execute(query).scalar_one())
 
     def _wait_for(self, session: Session, now: datetime, span: float, limit: int) -> float:
         """Seconds until fewer than ``limit`` requests remain in the last ``span`` seconds."""

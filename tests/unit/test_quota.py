@@ -117,3 +117,17 @@ def test_concurrent_workers_never_take_more_than_the_limit(
     for t in threads:
         t.join(30)
     assert len(taken) == LIMITS.per_window
+
+
+def test_a_late_resync_is_judged_as_of_when_the_answer_came(
+    sessions: sessionmaker[Session],
+) -> None:
+    clock, limiter = Clock(), QuotaLimiter(LIMITS)
+    for _ in range(4):
+        assert _take(sessions, limiter, clock) == 0
+    answered_at = clock()
+    clock.advance(40)  # the window has passed; the answer's headers are applied only now
+    with sessions.begin() as session:
+        limiter.observe(session, answered_at, 5, 1)  # 4 used then: all ours
+        assert limiter.usage(session, clock()).in_window == 0
+    assert _take(sessions, limiter, clock) == 0
