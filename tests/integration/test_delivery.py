@@ -259,3 +259,49 @@ def test_a_credit_note_takes_fields_of_its_invoice_result(db_url: str) -> None:
     assert credit["information"] == f"Avoir sur la facture {invoice_key(1)}"
     assert credit["total_with_vat"] == "-12.00"
     assert "total_mismatch" not in (rows["credit:test:1"].result or {})
+
+
+def test_a_settlement_whose_answer_was_lost_is_found_on_its_invoice(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    payment = Command(
+        CommandKind.RECORD_PAYMENT,
+        "payment:test:1",
+        payload={
+            "total": "12.00",
+            "paid_on": "2026-11-23",
+            "payment_mode": 2,
+            "payment_ref": "pi_1",
+        },
+        refs={"invoice_id": invoice_key(1)},
+    )
+    with runtime_for(db_url) as runtime:
+        put(runtime, [*sale(1, "cus_a"), payment], clock())
+        worker = worker_for(runtime, api, clock)
+        assert worker.step()
+        assert worker.step()
+        api.fail_next("drop_after")
+        assert _step(worker) is Outcome.RETRY
+        drain(worker, clock)
+        row = _rows(runtime)["payment:test:1"]
+    assert row.status == "done"
+    assert [len(v) for v in api.settlements.values()] == [1]
+    assert api.calls.count("create_settlement") == 1
+    assert "get_invoice" in api.calls
+
+
+def test_an_email_whose_outcome_is_unknown_is_not_sent_again(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    email = Command(CommandKind.SEND_EMAIL, "email:test:1", refs={"bill_id": invoice_key(1)})
+    with runtime_for(db_url) as runtime:
+        put(runtime, [*sale(1, "cus_a"), email], clock())
+        worker = worker_for(runtime, api, clock)
+        assert worker.step()
+        assert worker.step()
+        api.fail_next("timeout_after")
+        assert _step(worker) is Outcome.RETRY
+        with capture_logs() as logs:
+            drain(worker, clock)
+        row = _rows(runtime)["email:test:1"]
+    assert row.status == "done"
+    assert len(api.emails) == 1
+    assert any(e["event"] == "delivery.email_outcome_unknown" for e in logs)
