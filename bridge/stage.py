@@ -6,16 +6,18 @@ mapped, never half. A mapping failure marks the event ``failed`` with the error 
 fix, ``facturation-bridge events replay ID`` puts it back to ``received``. Nothing is lost.
 
 Events are taken oldest first with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers
-stage in parallel without mapping one event twice at the same time.
+stage in parallel without mapping one event twice at the same time. On SQLite (one writer at a
+time) the mapping, which may call Stripe for enrichment, runs outside any transaction, and its
+result is recorded only if the event is still ``received``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.commands import Command
@@ -44,6 +46,15 @@ class Mapper(Protocol):
     def map_event(self, event: InboundEvent) -> MappingResult: ...
 
 
+def _next_received() -> Select[Any]:
+    return (
+        select(InboxEvent)
+        .where(InboxEvent.status == EventStatus.RECEIVED.value)
+        .order_by(InboxEvent.id)
+        .limit(1)
+    )
+
+
 def to_inbound(row: InboxEvent) -> InboundEvent:
     """The stored row as the event the mapping reads. ``ValueError`` if the body is unusable."""
     if row.source == Source.STRIPE.value:
@@ -68,6 +79,8 @@ class Stage:
         self.mapper = mapper
         self.clock = clock
         self.batch = batch
+        bind = sessions.kw.get("bind")
+        self._sqlite = bind is not None and bind.dialect.name == "sqlite"
 
     def run_once(self) -> int:
         """Map up to ``batch`` events, one transaction each; return how many were taken."""
@@ -79,27 +92,41 @@ class Stage:
         return done
 
     def _one(self) -> bool:
+        if not self._sqlite:
+            # PostgreSQL: the row lock only keeps other workers off this event; the web process
+            # stores new events meanwhile, so mapping inside the transaction blocks nobody.
+            with self.sessions.begin() as session:
+                row = session.execute(_next_received().with_for_update(skip_locked=True))
+                found = row.scalar_one_or_none()
+                if found is None:
+                    return False
+                self._apply(session, found, self._run(found))
+            return True
+        # SQLite: one writer at a time, so map (which may call Stripe) outside any transaction,
+        # then record the result only if the event is still waiting.
+        with self.sessions() as session:
+            waiting = session.execute(_next_received()).scalar_one_or_none()
+        if waiting is None:
+            return False
+        result = self._run(waiting)
         with self.sessions.begin() as session:
-            row = session.execute(
-                select(InboxEvent)
-                .where(InboxEvent.status == EventStatus.RECEIVED.value)
-                .order_by(InboxEvent.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).scalar_one_or_none()
-            if row is None:
-                return False
-            self._map(session, row)
+            current = session.get(InboxEvent, waiting.id)
+            if current is not None and current.status == EventStatus.RECEIVED.value:
+                self._apply(session, current, result)
         return True
 
-    def _map(self, session: Session, row: InboxEvent) -> None:
+    def _run(self, row: InboxEvent) -> MappingResult | Exception:
+        try:
+            return self.mapper.map_event(to_inbound(row))
+        except Exception as exc:  # any failure to map keeps the event, failed, replayable
+            return exc
+
+    def _apply(self, session: Session, row: InboxEvent, outcome: MappingResult | Exception) -> None:
         now = self.clock()
         row.attempts += 1
         row.processed_at = now
-        try:
-            event = to_inbound(row)
-            outcome = self.mapper.map_event(event)
-        except Exception as exc:  # any failure to map keeps the event, failed, replayable
+        if isinstance(outcome, Exception):
+            exc = outcome
             row.status = EventStatus.FAILED.value
             row.status_reason = f"{type(exc).__name__}: {exc}"[:4000]
             log.warning(
@@ -107,7 +134,9 @@ class Stage:
                 inbox_id=row.id,
                 event_type=row.event_type,
                 error=row.status_reason,
-                exc_info=not isinstance(exc, ValueError) and type(exc).__name__ != "MappingError",
+                exc_info=exc
+                if not isinstance(exc, ValueError) and type(exc).__name__ != "MappingError"
+                else None,
             )
             return
         if outcome.skipped is not None:

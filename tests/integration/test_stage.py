@@ -1,0 +1,122 @@
+"""The mapping stage on SQLite and PostgreSQL: one transaction per event, failures kept and replayable."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from bridge.config import load_settings
+from bridge.db.models import EventStatus, InboxEvent, OutboxCommand
+from bridge.events import InboundEvent, Source
+from bridge.inbox import Inbox
+from bridge.mapping.engine import MappingEngine
+from bridge.operations import replay_event
+from bridge.sources import Delivery
+from bridge.stage import Stage
+from tests.support.outbox_kit import runtime_for, sale
+from tests.support.webhooks import fixture_bytes
+
+
+class Outcome:
+    def __init__(self, commands: list[Any], skipped: str | None = None) -> None:
+        self.commands = commands
+        self.skipped = skipped
+
+
+class MappingError(Exception):
+    pass
+
+
+class ScriptedMapper:
+    """Maps ``{"order": n}`` to a sale; ``{"skip": …}`` is skipped; anything else fails."""
+
+    def __init__(self) -> None:
+        self.broken = True
+
+    def map_event(self, event: InboundEvent) -> Outcome:
+        data = event.payload["data"]
+        if "skip" in data:
+            return Outcome([], skipped=str(data["skip"]))
+        if "order" in data and not (self.broken and data.get("needs_fix")):
+            return Outcome(sale(int(data["order"]), "cus_a"))
+        raise MappingError("no customer in this event")
+
+
+def _store(
+    inbox: Inbox, event_id: str, data: dict[str, Any] | None, raw: bytes | None = None
+) -> None:
+    body = (
+        raw
+        if raw is not None
+        else json.dumps({"id": event_id, "type": "invoice.paid", "data": data}).encode()
+    )
+    inbox.store(Delivery(Source.STRIPE, event_id, "invoice.paid", body), EventStatus.RECEIVED)
+
+
+def _events(runtime: Any) -> dict[str, InboxEvent]:
+    with runtime.sessions() as session:
+        return {e.event_id: e for e in session.execute(select(InboxEvent)).scalars()}
+
+
+def test_each_event_ends_mapped_ignored_or_failed_and_a_fix_plus_replay_maps_it(
+    db_url: str,
+) -> None:
+    mapper = ScriptedMapper()
+    with runtime_for(db_url) as runtime:
+        inbox = Inbox(runtime.engine, busy_timeout=2.0)
+        _store(inbox, "evt_ok", {"order": 1})
+        _store(inbox, "evt_again", {"order": 1})  # another event for the same sale
+        _store(inbox, "evt_skip", {"skip": "invoice not paid"})
+        _store(inbox, "evt_fix", {"order": 2, "needs_fix": True})
+        _store(inbox, "evt_junk", None, raw=b"[1, 2]")
+        stage = Stage(runtime.sessions, mapper)
+        assert stage.run_once() == 5
+        assert stage.run_once() == 0
+        events = _events(runtime)
+        assert {k: e.status for k, e in events.items()} == {
+            "evt_ok": "mapped",
+            "evt_again": "mapped",
+            "evt_skip": "ignored",
+            "evt_fix": "failed",
+            "evt_junk": "failed",
+        }
+        assert events["evt_skip"].status_reason == "invoice not paid"
+        assert events["evt_fix"].status_reason == "MappingError: no customer in this event"
+        assert "JSON object" in (events["evt_junk"].status_reason or "")
+        with runtime.sessions() as session:
+            keys = set(session.execute(select(OutboxCommand.idempotency_key)).scalars())
+        assert keys == {"customer:test:cus_a", "invoice:test:in_1"}
+
+        mapper.broken = False  # the mapping is fixed, the operator replays
+        with runtime.sessions.begin() as session:
+            assert replay_event(session, events["evt_fix"].id, datetime.now(UTC))
+        assert stage.run_once() == 1
+        fixed = _events(runtime)["evt_fix"]
+        assert (fixed.status, fixed.status_reason, fixed.attempts) == ("mapped", None, 2)
+        with runtime.sessions() as session:
+            keys = set(session.execute(select(OutboxCommand.idempotency_key)).scalars())
+        assert "invoice:test:in_2" in keys
+
+
+def test_the_built_in_mappings_turn_a_stored_stripe_event_into_commands(db_url: str) -> None:
+    with runtime_for(db_url) as runtime:
+        inbox = Inbox(runtime.engine, busy_timeout=2.0)
+        body = fixture_bytes("stripe/event_invoice.paid.json")
+        inbox.store(
+            Delivery(Source.STRIPE, "evt_000000000000000000000000", "invoice.paid", body),
+            EventStatus.RECEIVED,
+        )
+        stage = Stage(runtime.sessions, MappingEngine.load(load_settings()))
+        assert stage.run_once() == 1
+        with runtime.sessions() as session:
+            rows = session.execute(select(OutboxCommand).order_by(OutboxCommand.id)).scalars().all()
+            event = session.execute(select(InboxEvent)).scalar_one()
+    assert event.status == "mapped"
+    assert [r.kind for r in rows] == ["customer.ensure", "invoice.create"]
+    assert rows[1].idempotency_key == "stripe:invoice:in_000000000000000000000000"
+    assert rows[1].refs == {"customer_id": rows[0].idempotency_key}
+    assert rows[1].meta["expected_total_with_vat"] == "20.00"
+    assert all(r.event_id == event.id for r in rows)
