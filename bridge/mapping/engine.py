@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import jmespath
 from jmespath.exceptions import JMESPathError
-from jmespath.visitor import TreeInterpreter
 
 from bridge.commands import Command
 from bridge.config import Settings
 from bridge.events import InboundEvent
 from bridge.mapping.builders import build
+from bridge.mapping.compiled import Evaluator, ExpressionCompiler
 from bridge.mapping.enrichment import EnrichmentError, HttpStripeApi, StripeApi
 from bridge.mapping.files import all_mapping_files, file_stem
 from bridge.mapping.functions import FunctionError, MappingFunctions
@@ -56,10 +55,15 @@ class MappingOutcome:
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
-    """A spec with its JMESPath interpreter, made once: it caches its node dispatch."""
+    """A spec with each of its expressions compiled once into an evaluator (see compiled.py)."""
 
     spec: MappingSpec
-    interpreter: TreeInterpreter
+    evaluators: dict[Expr, Evaluator]
+
+    @classmethod
+    def compile(cls, spec: MappingSpec, zone: ZoneInfo) -> _Loaded:
+        compiler = ExpressionCompiler(MappingFunctions(zone, spec.tables, spec.vat_rates))
+        return cls(spec, {e: compiler.compile(e.parsed.parsed) for e in spec.expressions()})
 
 
 class MappingEngine:
@@ -71,17 +75,7 @@ class MappingEngine:
         zone: ZoneInfo,
         stripe_api: StripeApi | None = None,
     ) -> None:
-        self._loaded = {
-            key: _Loaded(
-                spec,
-                TreeInterpreter(
-                    jmespath.Options(
-                        custom_functions=MappingFunctions(zone, spec.tables, spec.vat_rates)
-                    )
-                ),
-            )
-            for key, spec in specs.items()
-        }
+        self._loaded = {key: _Loaded.compile(spec, zone) for key, spec in specs.items()}
         self.stripe_api = stripe_api
 
     @classmethod
@@ -118,11 +112,11 @@ class MappingEngine:
         loaded = self._loaded.get((str(event.source), file_stem(event.event_type)))
         if loaded is None:
             return MappingOutcome([], f"no mapping for {event.source} {event.event_type}")
-        spec, visit = loaded.spec, loaded.interpreter.visit
+        spec, evaluators = loaded.spec, loaded.evaluators
 
         def ev(expr: Expr, data: Any) -> Any:
             try:
-                return visit(expr.parsed.parsed, data)
+                return evaluators[expr](data)
             except (JMESPathError, FunctionError, TypeError, ValueError, ArithmeticError) as exc:
                 raise MappingError(f"{expr.where}: {exc}") from None
 

@@ -143,6 +143,8 @@ def _gap_tolerance(lines: int, rate: Decimal, currency_unit: Decimal) -> Decimal
 def unit_price_for(quantity: Decimal, total: Decimal) -> Decimal:
     """The 3-decimal unit price whose ``quantity * price``, rounded to the cent, is nearest ``total``."""
     first = (total / quantity).quantize(UNIT_PRICE_QUANTUM, rounding=ROUND_HALF_UP)
+    if round_cent(quantity * first) == total:
+        return first  # already exact: no option below can be nearer (the usual case)
     options = [first + UNIT_PRICE_QUANTUM * k for k in (0, -1, 1, -2, 2, -3, 3)]
     return min(options, key=lambda u: abs(round_cent(quantity * u) - total))
 

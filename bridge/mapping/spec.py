@@ -62,9 +62,13 @@ class MappingError(Exception):
     """This event cannot be mapped (unexpected payload, amounts that do not add up)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Expr:
-    """A compiled JMESPath expression and where it came from (for error messages)."""
+    """A compiled JMESPath expression and where it came from (for error messages).
+
+    Compared and hashed by identity (each is one place in one file): the engine keys the
+    expression's evaluator by it, and an identity hash costs nothing per evaluation.
+    """
 
     text: str
     where: str  # "mappings/stripe/invoice.paid.yaml: invoice.title"
@@ -114,6 +118,15 @@ class MappingSpec:
     rounding_title: str = "Ajustement d'arrondi"
     vat_gap_title: str = "Écart d'arrondi de TVA"
     information: str = "Avoir sur la facture n° {}"
+
+    def expressions(self) -> list[Expr]:
+        """Every expression of the file, to compile each once at load."""
+        out = [*self.exprs.values(), *self.customer_fields.values()]
+        out += [*self.invoice_fields.values(), *self.enrich.values()]
+        out += [rule.when for rule in (*self.skip, *self.fail)]
+        for group in self.lines:
+            out += [group.each, *group.exprs.values(), *group.fields.values()]
+        return out if self.obj is None else [self.obj, *out]
 
 
 def read_document(path: Path) -> dict[str, Any]:
