@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 import structlog
@@ -125,6 +126,6 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
-def bind(**ids: Any) -> Mapping[str, Any]:
-    """Bind ids (event_id, command_id, …) to every line logged in this context."""
-    return structlog.contextvars.bind_contextvars(**ids)
+def bound(**ids: Any) -> AbstractContextManager[None]:
+    """Bind ids (event_id, command_id, …) to every line logged inside the ``with`` block."""
+    return structlog.contextvars.bound_contextvars(**ids)

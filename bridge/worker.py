@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from bridge.db.models import utcnow
 from bridge.delivery import Deliverer, FacturationApi, Outcome
 from bridge.facturation.errors import FacturationError
-from bridge.logging import bind, get_logger
+from bridge.logging import bound, get_logger
 from bridge.outbox import Outbox
 from bridge.pause import paused, resume
 from bridge.quota import QuotaLimiter, QuotaLimits
@@ -92,8 +92,8 @@ class Worker:
         claimed = self.outbox.claim(self.worker_id)
         if claimed is None:
             return bool(staged)
-        bind(command_id=claimed.id, key=claimed.key)
-        outcome = self.deliverer.deliver(claimed)
+        with bound(command_id=claimed.id, key=claimed.key):
+            outcome = self.deliverer.deliver(claimed)
         if outcome is Outcome.QUOTA_WAIT:
             self.quota_ready_at = now + timedelta(seconds=self.deliverer.quota_wait_s)
         return True

@@ -49,3 +49,19 @@ def test_secrets_api_keys_and_signatures_are_never_logged() -> None:
     for value in (secret, api_key, signature, "Basic abc"):
         assert value not in output
     assert output.count("[redacted]") >= 5
+
+
+def test_bound_ids_do_not_leak_past_their_block() -> None:
+    from bridge.logging import bound
+
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    log = get_logger("t")
+    with bound(command_id=7, key="stripe:invoice:in_1"):
+        log.info("delivery.done")
+    log.info("stage.mapped")
+    inside, after = _lines(stream)
+    assert inside["command_id"] == 7
+    assert inside["key"] == "stripe:invoice:in_1"
+    assert "command_id" not in after
+    assert "key" not in after
