@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.db.models import (
@@ -112,13 +112,25 @@ def list_commands(session: Session, state: str, limit: int = 100) -> list[dict[s
 
 def replay_event(session: Session, event_id: int, now: datetime) -> bool:
     """Put a stored event back to ``received`` so the stage maps it again (harmless if mapped:
-    its commands are keyed). ``False`` if there is no such event or it is already waiting."""
+    its commands are keyed), or one waiting to be retried back to due now. ``False`` if there is
+    no such event or it is already due."""
     if not 0 < event_id <= MAX_ID:
         return False
     result = session.execute(
         update(InboxEvent)
-        .where(InboxEvent.id == event_id, InboxEvent.status != EventStatus.RECEIVED.value)
-        .values(status=EventStatus.RECEIVED.value, status_reason=None, processed_at=now)
+        .where(
+            InboxEvent.id == event_id,
+            or_(
+                InboxEvent.status != EventStatus.RECEIVED.value,
+                InboxEvent.next_attempt_at.is_not(None),
+            ),
+        )
+        .values(
+            status=EventStatus.RECEIVED.value,
+            status_reason=None,
+            processed_at=now,
+            next_attempt_at=None,
+        )
     )
     return getattr(result, "rowcount", 0) == 1
 

@@ -3,7 +3,10 @@
 An event's commands and its new status (``mapped`` / ``ignored`` / ``failed``) commit together, so
 a crash leaves the event ``received`` (mapped again, harmlessly: commands are keyed) or fully
 mapped, never half. A mapping failure marks the event ``failed`` with the error on the row; after a
-fix, ``facturation-bridge events replay ID`` puts it back to ``received``. Nothing is lost.
+fix, ``facturation-bridge events replay ID`` puts it back to ``received``. Nothing is lost. A
+passing failure (an exception with ``retryable = True``, e.g. the Stripe API unreachable during
+enrichment) keeps the event ``received`` and tries it again later (10 s, doubling, at most 1 hour),
+until ``BRIDGE_RETRY_GIVE_UP_SECONDS`` after its receipt; then it is ``failed`` like any other.
 
 Events are taken oldest first with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers
 stage in parallel without mapping one event twice at the same time. On SQLite (one writer at a
@@ -14,10 +17,10 @@ result is recorded only if the event is still ``received``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.commands import Command
@@ -29,6 +32,9 @@ from bridge.sources import shopify as shopify_source
 from bridge.sources import stripe as stripe_source
 
 log = get_logger("bridge.stage")
+
+RETRY_FIRST = timedelta(seconds=10)
+RETRY_MAX = timedelta(hours=1)
 
 
 class MappingResult(Protocol):
@@ -46,13 +52,22 @@ class Mapper(Protocol):
     def map_event(self, event: InboundEvent) -> MappingResult: ...
 
 
-def _next_received() -> Select[Any]:
+def _next_received(now: datetime) -> Select[Any]:
     return (
         select(InboxEvent)
-        .where(InboxEvent.status == EventStatus.RECEIVED.value)
+        .where(
+            InboxEvent.status == EventStatus.RECEIVED.value,
+            or_(InboxEvent.next_attempt_at.is_(None), InboxEvent.next_attempt_at <= now),
+        )
         .order_by(InboxEvent.id)
         .limit(1)
     )
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """When to map again after ``attempts`` passing failures: 10 s, 20 s, 40 s … at most 1 hour."""
+    delay: timedelta = RETRY_FIRST * (2 ** min(max(0, attempts - 1), 16))
+    return min(delay, RETRY_MAX)
 
 
 def to_inbound(row: InboxEvent) -> InboundEvent:
@@ -74,8 +89,10 @@ class Stage:
         *,
         clock: Callable[[], datetime] = utcnow,
         batch: int = 20,
+        give_up_after: timedelta = timedelta(days=3),
     ) -> None:
         self.sessions = sessions
+        self.give_up_after = give_up_after
         self.mapper = mapper
         self.clock = clock
         self.batch = batch
@@ -96,7 +113,9 @@ class Stage:
             # PostgreSQL: the row lock only keeps other workers off this event; the web process
             # stores new events meanwhile, so mapping inside the transaction blocks nobody.
             with self.sessions.begin() as session:
-                row = session.execute(_next_received().with_for_update(skip_locked=True))
+                row = session.execute(
+                    _next_received(self.clock()).with_for_update(skip_locked=True)
+                )
                 found = row.scalar_one_or_none()
                 if found is None:
                     return False
@@ -105,7 +124,7 @@ class Stage:
         # SQLite: one writer at a time, so map (which may call Stripe) outside any transaction,
         # then record the result only if the event is still waiting.
         with self.sessions() as session:
-            waiting = session.execute(_next_received()).scalar_one_or_none()
+            waiting = session.execute(_next_received(self.clock())).scalar_one_or_none()
         if waiting is None:
             return False
         result = self._run(waiting)
@@ -125,6 +144,8 @@ class Stage:
         now = self.clock()
         row.attempts += 1
         row.processed_at = now
+        if isinstance(outcome, Exception) and self._retry_later(row, outcome, now):
+            return
         if isinstance(outcome, Exception):
             exc = outcome
             row.status = EventStatus.FAILED.value
@@ -154,6 +175,7 @@ class Stage:
             return
         row.status = EventStatus.MAPPED.value
         row.status_reason = None
+        row.next_attempt_at = None
         log.info(
             "stage.mapped",
             inbox_id=row.id,
@@ -162,3 +184,19 @@ class Stage:
             inserted=stored.inserted,
             already_there=stored.existing,
         )
+
+    def _retry_later(self, row: InboxEvent, exc: Exception, now: datetime) -> bool:
+        """Keep the event ``received`` and try again later if the failure is a passing one."""
+        if not getattr(exc, "retryable", False) or now - row.received_at > self.give_up_after:
+            return False
+        row.next_attempt_at = now + retry_delay(row.attempts)
+        row.status_reason = f"will retry at {row.next_attempt_at.isoformat()}: {exc}"[:4000]
+        log.warning(
+            "stage.retry_scheduled",
+            inbox_id=row.id,
+            event_type=row.event_type,
+            attempt=row.attempts,
+            wait_s=(row.next_attempt_at - now).total_seconds(),
+            error=str(exc),
+        )
+        return True

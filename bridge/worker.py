@@ -65,7 +65,16 @@ class Worker:
         self.probe_every = timedelta(seconds=probe_seconds)
         self.outbox = Outbox(runtime.sessions, lease_seconds=settings.lease_seconds, clock=clock)
         self.quota = QuotaLimiter(QuotaLimits.from_settings(settings))
-        self.stage = Stage(runtime.sessions, mapper, clock=clock) if mapper is not None else None
+        self.stage = (
+            Stage(
+                runtime.sessions,
+                mapper,
+                clock=clock,
+                give_up_after=timedelta(seconds=settings.retry_give_up_seconds),
+            )
+            if mapper is not None
+            else None
+        )
         self.deliverer = Deliverer(
             outbox=self.outbox,
             api=api,

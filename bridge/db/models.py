@@ -110,6 +110,8 @@ class InboxEvent(Base):
     status_reason: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A mapping that failed for a passing reason (the Stripe API unreachable) is tried again then.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class OutboxCommand(Base):

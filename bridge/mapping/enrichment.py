@@ -18,6 +18,8 @@ from bridge.events import parse_json
 class EnrichmentError(Exception):
     """The Stripe API could not be reached or refused: retry the mapping later."""
 
+    retryable = True  # the mapping stage tries the event again later instead of failing it
+
 
 class StripeApi(Protocol):
     def checkout_line_items(self, session_id: str) -> list[dict[str, Any]]: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -120,3 +120,56 @@ def test_the_built_in_mappings_turn_a_stored_stripe_event_into_commands(db_url: 
     assert rows[1].refs == {"customer_id": rows[0].idempotency_key}
     assert rows[1].meta["expected_total_with_vat"] == "20.00"
     assert all(r.event_id == event.id for r in rows)
+
+
+class StripeDownError(Exception):
+    retryable = True  # as the mapping engine's EnrichmentError
+
+
+class FlakyMapper:
+    """Fails with a passing error until ``up``; then maps ``{"order": n}`` to a sale."""
+
+    def __init__(self) -> None:
+        self.up = False
+
+    def map_event(self, event: InboundEvent) -> Outcome:
+        if not self.up:
+            raise StripeDownError("stripe GET /v1/checkout/sessions: ConnectError")
+        return Outcome(sale(int(event.payload["data"]["order"]), "cus_a"))
+
+
+def test_a_passing_mapping_failure_is_retried_later_not_failed(db_url: str) -> None:
+    mapper = FlakyMapper()
+    now = datetime.now(UTC)
+    clock = [now]
+    with runtime_for(db_url) as runtime:
+        inbox = Inbox(runtime.engine, busy_timeout=2.0)
+        _store(inbox, "evt_checkout", {"order": 7})
+        stage = Stage(runtime.sessions, mapper, clock=lambda: clock[0])
+        assert stage.run_once() == 1
+        waiting = _events(runtime)["evt_checkout"]
+        assert waiting.status == "received"
+        assert waiting.next_attempt_at == now + timedelta(seconds=10)
+        assert "will retry" in (waiting.status_reason or "")
+        assert stage.run_once() == 0  # not due yet: nothing taken, Stripe not called again
+        clock[0] = now + timedelta(seconds=11)
+        assert stage.run_once() == 1  # second failure: the wait doubles
+        assert _events(runtime)["evt_checkout"].next_attempt_at == clock[0] + timedelta(seconds=20)
+
+        mapper.up = True  # an operator need not wait: replay makes it due now
+        with runtime.sessions.begin() as session:
+            assert replay_event(session, waiting.id, clock[0])
+        assert stage.run_once() == 1
+        done = _events(runtime)["evt_checkout"]
+        assert (done.status, done.status_reason, done.next_attempt_at) == ("mapped", None, None)
+
+
+def test_a_passing_failure_past_the_give_up_time_fails_the_event(db_url: str) -> None:
+    later = datetime.now(UTC) + timedelta(days=4)
+    with runtime_for(db_url) as runtime:
+        _store(Inbox(runtime.engine, busy_timeout=2.0), "evt_old", {"order": 8})
+        stage = Stage(runtime.sessions, FlakyMapper(), clock=lambda: later)
+        assert stage.run_once() == 1
+        old = _events(runtime)["evt_old"]
+        assert old.status == "failed"
+        assert (old.status_reason or "").startswith("StripeDownError: stripe GET")

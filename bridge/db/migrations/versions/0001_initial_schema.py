@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("status_reason", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox_events")),
         sa.UniqueConstraint("source", "event_id", name=op.f("uq_inbox_events_source_event_id")),
     )
