@@ -99,6 +99,7 @@ _CREATES: dict[CommandKind, Resource] = {
     CommandKind.REFUND_INVOICE: "invoices",
 }
 _TOTAL_CHECKED = {CommandKind.CREATE_INVOICE, CommandKind.CREATE_CREDIT_NOTE}
+_CREDITS = {CommandKind.REFUND_INVOICE, CommandKind.CREATE_CREDIT_NOTE}
 
 
 class _AttemptEndedError(Exception):
@@ -165,6 +166,10 @@ class Deliverer:
                 log.info("delivery.found_after_unknown_outcome", command_id=c.id, key=c.key)
                 return self._done(c, _id_of(found), found)
 
+        refused = self._over_credit(c)
+        if refused is not None:
+            return refused
+
         resource = _CREATES.get(c.kind)
         if c.kind is CommandKind.SEND_EMAIL and c.outcome_unknown:
             result = {"email": "outcome of an earlier send unknown; not sent again"}
@@ -177,6 +182,33 @@ class Deliverer:
         answer = self._call(c, lambda: self._send(c, body), mark_unknown=is_write)
         data = answer.data if isinstance(answer.data, dict) else {}
         return self._done(c, _id_of(data), data)
+
+    def _over_credit(self, c: Claimed) -> Outcome | None:
+        """Never credit an invoice beyond what was paid.
+
+        Two sources can credit one sale (a Shopify cancellation credited in full, then a refund of
+        the same order): after a full credit note, any further credit is cancelled; a full credit
+        note after partial ones would over-credit, so it goes dead for a human to settle.
+        """
+        credit_of = c.meta.get("credit_of")
+        if c.kind not in _CREDITS or not credit_of:
+            return None
+        done = self.outbox.credits_done(str(credit_of), exclude_id=c.id)
+        full = [key for kind, key in done if kind is CommandKind.REFUND_INVOICE]
+        if full:
+            reason = f"{credit_of} is already fully credited by {full[0]}"
+            self.outbox.cancel(c, reason=reason)
+            log.warning("delivery.cancelled", command_id=c.id, key=c.key, reason=reason)
+            return Outcome.CANCELLED
+        if c.kind is CommandKind.REFUND_INVOICE and done:
+            error = (
+                f"{credit_of} is already partly credited by {', '.join(k for _, k in done)}: "
+                "a full credit note would credit more than was paid; credit the rest by hand"
+            )
+            self.outbox.kill(c, error=error)
+            log.error("delivery.dead", command_id=c.id, key=c.key, error=error)
+            return Outcome.DEAD
+        return None
 
     def _resolve(self, c: Claimed) -> dict[str, Any]:
         """The API body: the payload with every ref filled from a done command."""

@@ -103,6 +103,7 @@ def enqueue(
                 payload=jsonable(command.payload),
                 refs=dict(command.refs),
                 meta=jsonable(command.meta),
+                credit_of=_credit_of(command),
                 event_id=event_id,
                 status=status,
                 priority=int(command.priority),
@@ -128,6 +129,11 @@ def enqueue(
                 [{"command_id": new_id, "depends_on_key": key} for key in deps],
             )
     return Enqueued(inserted, existing, cancelled)
+
+
+def _credit_of(command: Command) -> str | None:
+    credit_of = command.meta.get("credit_of")
+    return str(credit_of) if credit_of else None
 
 
 def _missing_keys(session: Session, keys: list[str]) -> list[str]:
@@ -312,6 +318,18 @@ class Outbox:
         with self.sessions() as session:
             row = session.get(CustomerBinding, source_key)
             return None if row is None else row.remote_id
+
+    def credits_done(self, credit_of: str, *, exclude_id: int) -> list[tuple[CommandKind, str]]:
+        """The credit notes already issued for the invoice keyed ``credit_of`` (kind, key)."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(OutboxCommand.kind, OutboxCommand.idempotency_key).where(
+                    OutboxCommand.credit_of == credit_of,
+                    OutboxCommand.status == CommandStatus.DONE.value,
+                    OutboxCommand.id != exclude_id,
+                )
+            ).all()
+        return [(CommandKind(kind), key) for kind, key in rows]
 
     def referenced(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None, dict[str, Any]]]:
         """Status, remote id and result of the commands keyed ``keys`` (those that exist)."""

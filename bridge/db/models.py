@@ -146,6 +146,9 @@ class OutboxCommand(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     remote_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # For credit notes: the key of the invoice they credit (``meta["credit_of"]``), so that an
+    # invoice is never credited beyond what was paid (see bridge/delivery.py).
+    credit_of: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -305,3 +305,46 @@ def test_an_email_whose_outcome_is_unknown_is_not_sent_again(db_url: str) -> Non
     assert row.status == "done"
     assert len(api.emails) == 1
     assert any(e["event"] == "delivery.email_outcome_unknown" for e in logs)
+
+
+def _credit(kind: CommandKind, key: str, order: int) -> Command:
+    partial = kind is CommandKind.CREATE_CREDIT_NOTE
+    return Command(
+        kind,
+        key,
+        payload=(
+            {"items": [{"title": "Thing", "quantity": "-1", "unit_price": "4.00", "vat": "0.200"}]}
+            if partial
+            else {"invoice_id": None}
+        ),
+        refs=(
+            {"customer_id": invoice_key(order) + "#customer_id"}
+            if partial
+            else {"invoice_id": invoice_key(order)}
+        ),
+        meta={"credit_of": invoice_key(order)},
+    )
+
+
+def test_an_invoice_is_never_credited_beyond_what_was_paid(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    cancelled = _credit(CommandKind.REFUND_INVOICE, "cancel:test:1", 1)  # order cancelled: full
+    refunded = _credit(CommandKind.REFUND_INVOICE, "refund:test:r1", 1)  # then refunded as well
+    partial = _credit(CommandKind.CREATE_CREDIT_NOTE, "refund:test:r2", 2)  # a partial refund
+    full_after_partial = _credit(CommandKind.REFUND_INVOICE, "refund:test:r3", 2)
+    with runtime_for(db_url) as runtime:
+        put(runtime, [*sale(1, "cus_a", "10.00"), *sale(2, "cus_a", "10.00")], clock())
+        put(runtime, [cancelled, partial], clock())
+        drain(worker_for(runtime, api, clock), clock)
+        put(runtime, [refunded, full_after_partial], clock())
+        drain(worker_for(runtime, api, clock), clock)
+        rows = _rows(runtime)
+    assert api.calls.count("refund_invoice") == 1  # the cancellation's; nothing after it
+    assert api.calls.count("create_invoice") == 3  # two sales and the partial credit note
+    assert rows["refund:test:r1"].status == CommandStatus.CANCELLED.value
+    assert (
+        rows["refund:test:r1"].last_error
+        == f"{invoice_key(1)} is already fully credited by cancel:test:1"
+    )
+    assert rows["refund:test:r3"].status == CommandStatus.DEAD.value
+    assert "already partly credited by refund:test:r2" in (rows["refund:test:r3"].last_error or "")

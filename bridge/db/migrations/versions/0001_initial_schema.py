@@ -107,6 +107,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("remote_id", sa.BigInteger(), nullable=True),
         sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("credit_of", sa.String(length=255), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
@@ -121,6 +122,9 @@ def upgrade() -> None:
             "ix_outbox_commands_due", ["status", "priority", "next_attempt_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_outbox_commands_event_id"), ["event_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_outbox_commands_credit_of"), ["credit_of"], unique=False
+        )
 
     op.create_table(
         "command_dependencies",
@@ -152,6 +156,7 @@ def downgrade() -> None:
     op.drop_table("command_dependencies")
     with op.batch_alter_table("outbox_commands", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_commands_event_id"))
+        batch_op.drop_index(batch_op.f("ix_outbox_commands_credit_of"))
         batch_op.drop_index("ix_outbox_commands_due")
 
     op.drop_table("outbox_commands")
