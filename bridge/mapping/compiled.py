@@ -61,9 +61,12 @@ class ExpressionCompiler:
             call = functions.call_function  # checks arity and types, raises as JMESPath does
             return lambda value: call(name, [arg(value) for arg in args])
         function = entry["function"]
-        if len(args) == 1:  # the usual case, without building an argument list
+        if len(args) == 1:  # the usual cases, without building an argument list
             (only,) = args
             return lambda value: function(functions, only(value))
+        if len(args) == 2:
+            first, second = args
+            return lambda value: function(functions, first(value), second(value))
         return lambda value: function(functions, *[arg(value) for arg in args])
 
 
@@ -179,6 +182,9 @@ def _comparator(node: Node, children: list[Evaluator]) -> Evaluator:
 
 
 def _multi_select_list(node: Node, children: list[Evaluator]) -> Evaluator:
+    if len(children) == 1:  # ``[a || b]``, the usual case, without a loop
+        (only,) = children
+        return lambda value: None if value is None else [only(value)]
     return lambda value: None if value is None else [child(value) for child in children]
 
 

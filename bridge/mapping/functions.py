@@ -57,6 +57,9 @@ EU_COUNTRIES = frozenset(
         "SK",
     )
 )
+# Not exact amounts: a float is never money, a boolean never a number. A tuple, not ``bool | float``,
+# which would build a union type on every call of these hot functions.
+INEXACT = (bool, float)
 # VAT rates applicable in France (standard, intermediate, reduced, overseas, super-reduced, none).
 FRENCH_VAT_RATES = tuple(Decimal(r) for r in ("0.200", "0.100", "0.085", "0.055", "0.021", "0.000"))
 
@@ -79,7 +82,7 @@ def minor(amount: Any, currency: str) -> Decimal:
     """Minor units (Stripe's integers) to an amount: ``minor(1999, 'eur') == Decimal('19.99')``."""
     if amount is None:
         return Decimal(0)
-    if isinstance(amount, bool | float):
+    if isinstance(amount, INEXACT):
         raise FunctionError(f"minor units must be an integer, got {amount!r}")
     value = to_decimal(amount)
     if value != value.to_integral_value():
@@ -89,7 +92,7 @@ def minor(amount: Any, currency: str) -> Decimal:
 
 def dec(value: Any) -> Decimal:
     """A Decimal from a decimal string, an int or a Decimal (``None`` and ``""`` are 0)."""
-    if isinstance(value, bool | float):
+    if isinstance(value, INEXACT):
         raise FunctionError(f"not an exact amount: {value!r}")
     try:
         return to_decimal(value)
@@ -99,7 +102,7 @@ def dec(value: Any) -> Decimal:
 
 def dsum(values: Iterable[Any] | None) -> Decimal:
     """The exact sum of decimal strings / ints / Decimals (``None`` entries count as 0)."""
-    return sum((dec(v) for v in values or ()), Decimal(0))
+    return sum(map(dec, values or ()), Decimal(0))
 
 
 def decimal_str(value: Any, places: int = 2) -> str:
@@ -111,7 +114,7 @@ def local_date(value: Any, zone: ZoneInfo) -> str | None:
     """The calendar date in ``zone`` of a Unix timestamp or an ISO 8601 instant (``None`` stays)."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool | float):
+    if isinstance(value, INEXACT):
         raise FunctionError(f"not a timestamp: {value!r}")
     if isinstance(value, int | Decimal):
         instant = datetime.fromtimestamp(int(value), tz=UTC)
