@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from tests.support.procs import free_port, wait_http
-from tests.support.sandbox import FIRM_ID, KEY, LOGIN, USER_AGENT
+from tests.support.sandbox import FIRM_ID, KEY, LOGIN, USER_AGENT, SandboxProcess, sandbox_process
 from tests.support.webhooks import STRIPE_SECRET, fixture_bytes, stripe_header
 
 
@@ -165,60 +165,9 @@ class Bridge:
                 proc.wait(10)
 
 
-@dataclass
-class SandboxProc:
-    url: str
-    proc: subprocess.Popen[bytes]
-
-    def ledger(self) -> dict[str, Any]:
-        data: dict[str, Any] = httpx.get(f"{self.url}/__sandbox/ledger", timeout=60).json()
-        return data
-
-    def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = httpx.get(f"{self.url}/__sandbox/stats", timeout=60).json()
-        return data
-
-
-@contextlib.contextmanager
-def sandbox_to_file(log: Path, *options: str) -> Iterator[SandboxProc]:
-    """``python -m bridge sandbox`` on a free port, its log in a file (a pipe nobody reads would
-    fill up and stall it under a long run)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FACTURATION_"))}
-    env["BRIDGE_LOG_LEVEL"] = "WARNING"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bridge",
-                "sandbox",
-                "--port",
-                str(port),
-                "--login",
-                LOGIN,
-                "--key",
-                KEY,
-                "--firm-id",
-                str(FIRM_ID),
-                *options,
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/__sandbox/stats", timeout=20)
-        yield SandboxProc(url, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+def sandbox_to_file(log: Path, *options: str) -> contextlib.AbstractContextManager[SandboxProcess]:
+    """``python -m bridge sandbox`` on a free port, its log in ``log``."""
+    return sandbox_process(*options, log=log)
 
 
 @contextlib.contextmanager

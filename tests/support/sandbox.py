@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import httpx
 
@@ -47,7 +50,11 @@ class SandboxProcess:
     proc: subprocess.Popen[bytes]
 
     def ledger(self) -> dict[str, Any]:
-        data: dict[str, Any] = httpx.get(f"{self.url}/__sandbox/ledger", timeout=5).json()
+        data: dict[str, Any] = httpx.get(f"{self.url}/__sandbox/ledger", timeout=60).json()
+        return data
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.url}/__sandbox/stats", timeout=60).json()
         return data
 
     def client(self, timeout: float = 5.0) -> FacturationClient:
@@ -62,38 +69,34 @@ class SandboxProcess:
 
 
 @contextmanager
-def sandbox_process(*options: str) -> Iterator[SandboxProcess]:
-    """``python -m bridge sandbox`` on a free port, with the test credentials; stopped on exit."""
+def sandbox_process(*options: str, log: Path | None = None) -> Iterator[SandboxProcess]:
+    """``python -m bridge sandbox`` on a free port, with the test credentials; stopped on exit.
+
+    Its log goes to ``log`` (or a temporary file), never to a pipe: a pipe nobody reads fills up
+    and stalls the sandbox under a long run.
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FACTURATION_"))}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bridge",
-            "sandbox",
-            "--port",
-            str(port),
-            "--login",
-            LOGIN,
-            "--key",
-            KEY,
-            "--firm-id",
-            str(FIRM_ID),
-            *options,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/__sandbox/stats", timeout=20)
-        yield SandboxProcess(url, proc)
-    finally:
-        proc.terminate()
+    env["BRIDGE_LOG_LEVEL"] = "WARNING"
+    with contextlib.ExitStack() as stack:
+        if log is None:
+            out: IO[bytes] = stack.enter_context(tempfile.TemporaryFile())
+        else:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = stack.enter_context(log.open("ab"))
+        command = [sys.executable, "-m", "bridge", "sandbox", "--port", str(port)]
+        credentials = ["--login", LOGIN, "--key", KEY, "--firm-id", str(FIRM_ID)]
+        proc = subprocess.Popen(
+            [*command, *credentials, *options], env=env, stdout=subprocess.DEVNULL, stderr=out
+        )
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+            wait_http(f"{url}/__sandbox/stats", timeout=20)
+            yield SandboxProcess(url, proc)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
