@@ -87,7 +87,7 @@ def _state(request: Request, allowed: type[EventStatus] | type[CommandStatus], d
     return value if value in {s.value for s in allowed} else ""
 
 
-def _status(request: Request, runtime: Runtime) -> Any:
+def _status(_request: Request | None, runtime: Runtime) -> Any:
     with runtime.sessions() as session:
         return status(session, utcnow(), QuotaLimiter(QuotaLimits.from_settings(runtime.settings)))
 
@@ -173,7 +173,7 @@ def _with_runtime(fn: Callable[[argparse.Namespace, Runtime], int]) -> Any:
 
 
 def _cmd_status(_args: argparse.Namespace, runtime: Runtime) -> int:
-    _print(_status(None, runtime))  # type: ignore[arg-type]  # the request is not used
+    _print(_status(None, runtime))
     return 0
 
 
