@@ -5,8 +5,8 @@ on a large order the line expressions run thousands of times per event and that 
 of the mapping time. :class:`ExpressionCompiler` walks the tree once at load and returns one
 closure per node, each a copy of the interpreter's ``visit_<type>`` method, so the result is the
 same value (or the same exception) as ``interpreter.visit(node, value)``. Node types not copied
-here (slices, object projections, multi-select hashes, ordering comparisons, ``&expr``) are handed
-to the interpreter itself, so every expression still evaluates.
+here (slices, object projections, multi-select hashes, ``&expr``) are handed to the interpreter
+itself, so every expression still evaluates.
 
 A plain field path (``o.customer.id``, ``line.tax_lines[0].rate``) gets a single getter instead
 of a chain of closures: it is the most common expression in mapping files.
@@ -47,7 +47,7 @@ class ExpressionCompiler:
         build = _BUILDERS.get(kind)
         if kind == "function_expression":
             return self._call(node["value"], [self.compile(c) for c in node["children"]])
-        if build is None or (kind == "comparator" and node["value"] not in ("eq", "ne")):
+        if build is None:
             visit = self.interpreter.visit
             return lambda value: visit(node, value)
         return build(node, [self.compile(child) for child in node["children"]])
@@ -176,9 +176,18 @@ def _not(node: Node, children: list[Evaluator]) -> Evaluator:
 
 
 def _comparator(node: Node, children: list[Evaluator]) -> Evaluator:
-    left, right = children  # only eq and ne are compiled; ordering goes to the interpreter
-    compare = TreeInterpreter.COMPARATOR_FUNC[node["value"]]  # the interpreter's own equality
-    return lambda value: compare(left(value), right(value))
+    left, right = children
+    compare = TreeInterpreter.COMPARATOR_FUNC[node["value"]]  # the interpreter's own functions
+    if node["value"] in ("eq", "ne"):
+        return lambda value: compare(left(value), right(value))
+
+    def order(value: Any) -> Any:
+        a, b = left(value), right(value)
+        if not (_is_comparable(a) and _is_comparable(b)):
+            return None  # ordering only numbers and texts
+        return compare(a, b)
+
+    return order
 
 
 def _multi_select_list(node: Node, children: list[Evaluator]) -> Evaluator:
@@ -258,6 +267,10 @@ def _is_false(value: Any) -> bool:
         return False  # 0 is true in JMESPath
     # Equality on purpose, as the interpreter: ``in`` would also match by identity.
     return value == "" or value == [] or value == {} or value is None or value is False  # noqa: PLR1714
+
+
+def _is_comparable(value: Any) -> bool:
+    return _is_number(value) or isinstance(value, str)
 
 
 def _is_number(value: Any) -> bool:

@@ -54,8 +54,11 @@ EXPRESSIONS = [
     "[a.zero, a.n, missing]", "a.[zero, empty]", "l[0] | b", "l | [0]", "@", "a.b | @",
     "gift[?gift_card].[v, gift_card]", "missing[]", "s[]", "missing[].b", "s[*].x",
     # node types left to the interpreter: slices, hashes, ordering, value projections, &expr
-    "l[1:3]", "nested[::-1]", "{x: a.zero, y: missing}", "gift[?v > `1`].v", "a.*",
-    "sort_by(gift, &v)[].v", "max_by(gift, &v).v", "a.zero < `1`",
+    "l[1:3]", "nested[::-1]", "{x: a.zero, y: missing}", "a.*", "sort_by(gift, &v)[].v",
+    "max_by(gift, &v).v",
+    # ordering: numbers and texts only, anything else is null
+    "gift[?v > `1`].v", "a.zero < `1`", "a.zero >= a.f", "s <= 'y'", "amount > `12`",
+    "length(l) > `0`", "missing < `1`", "l > `1`",
     # functions: the mapping's own (argument checks inside) and JMESPath's (typed)
     "dsum(l[].t[].p)", "dmul(amount, `2`)", "dsum(s)", "vat(`20`)", "fmt('{}-{}', s, a.zero)",
     "fmt(a.zero)", "table('modes', mode, `2`)", "table('modes', 'other', `2`)", "length(l)",
