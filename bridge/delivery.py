@@ -306,7 +306,11 @@ class Deliverer:
             if self.quota is None:
                 wait = RetryPolicy.rate_limited(exc.retry_after, 1.0)
                 self.outbox.retry_later(
-                    c, wait_s=wait, error="429 rate limited", consume_attempt=False
+                    c,
+                    wait_s=wait,
+                    error="429 rate limited",
+                    consume_attempt=False,
+                    outcome_unknown=c.outcome_unknown,
                 )
             else:
                 wait = self.outbox.rate_limited(c, self.quota, exc.retry_after)
@@ -324,6 +328,7 @@ class Deliverer:
                 first_attempt_at=c.first_attempt_at,
                 now=self.clock(),
                 rng=self.rng,
+                outcome_unknown=unknown,
             )
             error = f"{exc.status or 'no answer'}: {exc}"
             if decision.action is Action.GIVE_UP:

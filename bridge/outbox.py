@@ -420,6 +420,8 @@ class Outbox:
                     "last_error": f"429 rate limited: waiting {wait:.1f} s",
                     "lease_expires_at": None,
                     "updated_at": now,
+                    # a 429 proves the request was not processed: back to the mark it had before
+                    "outcome_unknown": c.outcome_unknown,
                 },
             )
         return wait
@@ -438,6 +440,8 @@ class Outbox:
                     "last_error": f"delivery paused: {reason}"[:2000],
                     "lease_expires_at": None,
                     "updated_at": now,
+                    # a 401/403 proves the request was not processed: back to the earlier mark
+                    "outcome_unknown": c.outcome_unknown,
                 },
             )
 

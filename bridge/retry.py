@@ -3,7 +3,11 @@
 Transient failures (5xx, timeouts, connection resets) back off exponentially with *full jitter*:
 the wait is drawn uniformly in ``[0, min(max_delay, base * 2**(attempt-1))]``, so that workers
 which failed together do not retry together. After ``give_up_seconds`` since the first attempt the
-command is given up (dead, for a human to look at). A 429 is not a failure of the command: it
+command is given up (dead, for a human to look at). When the failed request may have reached the
+server (a read timeout, a reset after sending, a 5xx), the wait is at least ``settle_seconds``
+(twice the client timeout): the next attempt looks the object up by ``api_id`` before sending
+again, and that lookup proves the object absent only once the first request has finished on the
+server — a server still working on a timed-out create must not be raced. A 429 is not a failure of the command: it
 waits for ``Retry-After`` (or the quota window) and never consumes an attempt — see
 :meth:`RetryPolicy.rate_limited`.
 """
@@ -35,6 +39,7 @@ class RetryPolicy:
     base_seconds: float
     max_delay_seconds: float
     give_up_seconds: float
+    settle_seconds: float = 0.0  # least wait before looking up a request that may have landed
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
@@ -42,6 +47,7 @@ class RetryPolicy:
             base_seconds=settings.retry_base_seconds,
             max_delay_seconds=settings.retry_max_delay_seconds,
             give_up_seconds=settings.retry_give_up_seconds,
+            settle_seconds=2 * settings.api_timeout,
         )
 
     def ceiling(self, attempt: int) -> float:
@@ -56,12 +62,15 @@ class RetryPolicy:
         first_attempt_at: datetime,
         now: datetime,
         rng: random.Random,
+        outcome_unknown: bool = False,
     ) -> Decision:
         """Decide what follows the ``attempt``-th transient failure of a command."""
         elapsed = (now - first_attempt_at).total_seconds()
         if elapsed >= self.give_up_seconds:
             return Decision(Action.GIVE_UP, 0.0, f"still failing after {elapsed:.0f} s")
         wait = rng.uniform(0.0, self.ceiling(attempt))
+        if outcome_unknown:
+            wait = max(wait, self.settle_seconds)
         # Never schedule past the give-up horizon: the last try happens at the horizon.
         wait = min(wait, max(0.0, self.give_up_seconds - elapsed))
         return Decision(Action.RETRY, wait, f"attempt {attempt} failed")

@@ -51,6 +51,8 @@ def verify(
         raise RejectedError("no Stripe webhook secret is configured (STRIPE_WEBHOOK_SECRETS)", 503)
     if not header:
         raise RejectedError("missing Stripe-Signature header")
+    if not header.isascii():  # the stripe library's compare_digest raises TypeError on these
+        raise RejectedError("invalid Stripe-Signature: not ASCII")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

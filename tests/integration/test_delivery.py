@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -348,3 +349,35 @@ def test_an_invoice_is_never_credited_beyond_what_was_paid(db_url: str) -> None:
     )
     assert rows["refund:test:r3"].status == CommandStatus.DEAD.value
     assert "already partly credited by refund:test:r2" in (rows["refund:test:r3"].last_error or "")
+
+
+def test_an_email_refused_with_429_or_401_is_sent_once_the_api_accepts_it(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    email = Command(CommandKind.SEND_EMAIL, "email:test:1", refs={"bill_id": invoice_key(1)})
+    with runtime_for(db_url) as runtime:
+        put(runtime, [*sale(1, "cus_a"), email], clock())
+        worker = worker_for(runtime, api, clock)
+        assert worker.step()
+        assert worker.step()
+        api.fail_next("429")
+        assert _step(worker) is Outcome.RATE_LIMITED  # the API did not process it
+        assert _rows(runtime)["email:test:1"].outcome_unknown is False
+        clock.advance(7.1)
+        drain(worker, clock)
+        row = _rows(runtime)["email:test:1"]
+    assert row.status == "done"
+    assert len(api.emails) == 1
+
+
+def test_an_unknown_outcome_waits_for_the_server_to_settle_before_the_lookup(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    with runtime_for(db_url) as runtime:
+        put(runtime, sale(1, "cus_a"), clock())
+        worker = worker_for(runtime, api, clock)
+        api.fail_next("timeout_after")
+        assert _step(worker) is Outcome.RETRY
+        row = _rows(runtime)[customer_key("cus_a")]
+        settle = worker.deliverer.policy.settle_seconds
+        assert settle == 2 * runtime.settings.api_timeout
+        assert row.outcome_unknown is True
+        assert row.next_attempt_at >= clock() + timedelta(seconds=settle)

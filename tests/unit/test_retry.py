@@ -51,3 +51,22 @@ def test_a_429_waits_for_retry_after_else_the_window(
     retry_after: float | None, window_wait: float, expected: float
 ) -> None:
     assert RetryPolicy.rate_limited(retry_after, window_wait) == expected
+
+
+def test_an_unknown_outcome_waits_at_least_the_settle_time() -> None:
+    import random as _random
+    from datetime import UTC as _UTC
+    from datetime import datetime as _dt
+
+    from bridge.retry import Action as _Action
+    from bridge.retry import RetryPolicy as _Policy
+
+    policy = _Policy(base_seconds=1, max_delay_seconds=60, give_up_seconds=3600, settle_seconds=60)
+    now = _dt(2026, 11, 23, tzinfo=_UTC)
+    rng = _random.Random(1)
+    known = policy.after_failure(attempt=1, first_attempt_at=now, now=now, rng=rng)
+    unknown = policy.after_failure(
+        attempt=1, first_attempt_at=now, now=now, rng=rng, outcome_unknown=True
+    )
+    assert known.wait_s <= 1
+    assert (unknown.action, unknown.wait_s) == (_Action.RETRY, 60)

@@ -168,3 +168,9 @@ def _walk(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [x for v in value for x in _walk(v)]
     return [value]
+
+
+def test_a_non_ascii_signature_header_is_a_400_not_a_crash() -> None:
+    with pytest.raises(RejectedError, match="not ASCII") as info:
+        source.verify(b"{}", "t=1700000000,v1=\u00e9", ("whsec_x",), tolerance=300)
+    assert info.value.status_code == 400
