@@ -188,21 +188,37 @@ class Deliverer:
 
         Two sources can credit one sale (a Shopify cancellation credited in full, then a refund of
         the same order): after a full credit note, any further credit is cancelled; a full credit
-        note after partial ones would over-credit, so it goes dead for a human to settle.
+        note after partial ones would over-credit, so it goes dead for a human to settle. While
+        another credit note of the invoice is unsettled (in flight, or its outcome unknown), this
+        one waits, so that two workers can't both decide before either is recorded.
         """
         credit_of = c.meta.get("credit_of")
         if c.kind not in _CREDITS or not credit_of:
             return None
-        done = self.outbox.credits_done(str(credit_of), exclude_id=c.id)
-        full = [key for kind, key in done if kind is CommandKind.REFUND_INVOICE]
+        siblings = self.outbox.credit_siblings(str(credit_of), exclude_id=c.id)
+        full = [s.key for s in siblings if s.done and s.kind is CommandKind.REFUND_INVOICE]
         if full:
             reason = f"{credit_of} is already fully credited by {full[0]}"
             self.outbox.cancel(c, reason=reason)
             log.warning("delivery.cancelled", command_id=c.id, key=c.key, reason=reason)
             return Outcome.CANCELLED
-        if c.kind is CommandKind.REFUND_INVOICE and done:
+        unsettled = [s.key for s in siblings if not s.done]
+        if unsettled:
+            wait = self.rng.uniform(1.0, 5.0)  # jittered, so two waiting credits don't meet again
+            error = f"waiting for {unsettled[0]}, a credit note of the same invoice, to settle"
+            self.outbox.retry_later(
+                c,
+                wait_s=wait,
+                error=error,
+                consume_attempt=False,
+                outcome_unknown=c.outcome_unknown,
+            )
+            log.info("delivery.credit_waits", command_id=c.id, key=c.key, wait_s=round(wait, 3))
+            return Outcome.RETRY
+        partial = [s.key for s in siblings if s.done]
+        if c.kind is CommandKind.REFUND_INVOICE and partial:
             error = (
-                f"{credit_of} is already partly credited by {', '.join(k for _, k in done)}: "
+                f"{credit_of} is already partly credited by {', '.join(partial)}: "
                 "a full credit note would credit more than was paid; credit the rest by hand"
             )
             self.outbox.kill(c, error=error)

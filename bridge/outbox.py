@@ -166,6 +166,15 @@ def _unmet_dependency() -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class CreditSibling:
+    """Another credit note of the same invoice: done, or possibly in Facturation.pro already."""
+
+    kind: CommandKind
+    key: str
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     """A command held under a lease. ``lease_token`` fences every write about this attempt."""
 
@@ -319,17 +328,26 @@ class Outbox:
             row = session.get(CustomerBinding, source_key)
             return None if row is None else row.remote_id
 
-    def credits_done(self, credit_of: str, *, exclude_id: int) -> list[tuple[CommandKind, str]]:
-        """The credit notes already issued for the invoice keyed ``credit_of`` (kind, key)."""
+    def credit_siblings(self, credit_of: str, *, exclude_id: int) -> list[CreditSibling]:
+        """The other credit notes of the invoice keyed ``credit_of`` that are done, or that may be
+        in Facturation.pro already (in flight, or pending after an unknown outcome)."""
         with self.sessions() as session:
             rows = session.execute(
-                select(OutboxCommand.kind, OutboxCommand.idempotency_key).where(
+                select(
+                    OutboxCommand.kind,
+                    OutboxCommand.idempotency_key,
+                    OutboxCommand.status,
+                    OutboxCommand.outcome_unknown,
+                ).where(
                     OutboxCommand.credit_of == credit_of,
-                    OutboxCommand.status == CommandStatus.DONE.value,
                     OutboxCommand.id != exclude_id,
+                    or_(
+                        OutboxCommand.status.in_([_DONE, _IN_FLIGHT]),
+                        and_(OutboxCommand.status == _PENDING, OutboxCommand.outcome_unknown),
+                    ),
                 )
             ).all()
-        return [(CommandKind(kind), key) for kind, key in rows]
+        return [CreditSibling(CommandKind(k), key, status == _DONE) for k, key, status, _ in rows]
 
     def referenced(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None, dict[str, Any]]]:
         """Status, remote id and result of the commands keyed ``keys`` (those that exist)."""

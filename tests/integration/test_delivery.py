@@ -381,3 +381,25 @@ def test_an_unknown_outcome_waits_for_the_server_to_settle_before_the_lookup(db_
         assert settle == 2 * runtime.settings.api_timeout
         assert row.outcome_unknown is True
         assert row.next_attempt_at >= clock() + timedelta(seconds=settle)
+
+
+def test_a_credit_waits_while_another_credit_of_its_invoice_is_unsettled(db_url: str) -> None:
+    clock, api = Clock(), FakeApi()
+    cancelled = _credit(CommandKind.REFUND_INVOICE, "cancel:test:1", 1)
+    refunded = _credit(CommandKind.CREATE_CREDIT_NOTE, "refund:test:r1", 1)
+    with runtime_for(db_url) as runtime:
+        put(runtime, sale(1, "cus_a", "10.00"), clock())
+        worker = worker_for(runtime, api, clock)
+        drain(worker, clock)
+        put(runtime, [cancelled], clock())
+        api.fail_next("timeout_after")  # the full credit note is created, its answer lost
+        assert _step(worker) is Outcome.RETRY
+        put(runtime, [refunded], clock())
+        assert _step(worker) is Outcome.RETRY  # the refund waits: the cancellation is unsettled
+        assert "to settle" in (_rows(runtime)["refund:test:r1"].last_error or "")
+        drain(worker, clock)
+        rows = _rows(runtime)
+    assert rows["cancel:test:1"].status == CommandStatus.DONE.value  # found by its api_id
+    assert rows["refund:test:r1"].status == CommandStatus.CANCELLED.value
+    assert api.calls.count("refund_invoice") == 1
+    assert api.calls.count("create_invoice") == 1  # the sale only: no second credit note
