@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/bridge.db"
 DEFAULT_API_URL = "https://www.facturation.pro"
 ONE_MIB = 1024 * 1024
+LEASE_PER_TIMEOUT = 4
 
 _CONTACT = re.compile(r"[^@\s()<>]+@[^@\s()<>]+\.[a-z]{2,}|https?://\S+", re.IGNORECASE)
 
@@ -134,6 +135,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"{domain!r} is not a shop domain like my-shop.myshopify.com")
         return value
 
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> Settings:
+        # One API call can take its connect, write and read timeouts (and a pool wait) in a row; a
+        # lease shorter than that lets a second worker take over a call still in progress.
+        floor = LEASE_PER_TIMEOUT * self.api_timeout
+        if self.lease_seconds < floor:
+            raise ValueError(
+                f"BRIDGE_LEASE_SECONDS: must be at least {LEASE_PER_TIMEOUT} x FACTURATION_TIMEOUT"
+                f" ({floor:g} s with FACTURATION_TIMEOUT={self.api_timeout:g})"
+            )
+        return self
+
     @cached_property
     def stripe_webhook_secrets(self) -> tuple[str, ...]:
         return _split_csv(self.stripe_webhook_secrets_raw.get_secret_value())
@@ -195,11 +208,13 @@ class Settings(BaseSettings):
 
 
 def _describe(error: dict[str, Any]) -> str:
-    loc = error.get("loc") or ("?",)
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    loc = error.get("loc")
+    if not loc:  # a check across variables: its message starts with the variable's name
+        return message
     name = str(loc[0])
     field = Settings.model_fields.get(name)
     variable = field.alias if field is not None and field.alias else name
-    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{variable}: {message}"
 
 

@@ -100,6 +100,7 @@ def settings_for(url: str, **overrides: Any) -> Any:
         "retry_max_delay_seconds": 60.0,
         "retry_give_up_seconds": 3 * 86400.0,
         "lease_seconds": 30.0,
+        "api_timeout": 5.0,
         "rate_limit": 600,
         "rate_window": 300.0,
         "daily_limit": 10_000,

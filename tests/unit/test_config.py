@@ -51,6 +51,7 @@ def test_secrets_are_comma_separated_for_rotation(monkeypatch: pytest.MonkeyPatc
         ("FACTURATION_RATE_LIMIT", "0", "greater than 0"),
         ("BRIDGE_TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("BRIDGE_SQLITE_SYNCHRONOUS", "OFF", "FULL"),
+        ("BRIDGE_LEASE_SECONDS", "60", "at least 4 x FACTURATION_TIMEOUT (120 s"),
     ],
 )
 def test_a_bad_value_names_its_variable(
