@@ -23,6 +23,7 @@ import hmac
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -177,32 +178,46 @@ def _cmd_status(_args: argparse.Namespace, runtime: Runtime) -> int:
     return 0
 
 
-def _cmd_events(args: argparse.Namespace, runtime: Runtime) -> int:
-    if args.action == "replay":
+def _act_or_list(
+    args: argparse.Namespace,
+    runtime: Runtime,
+    *,
+    act: Callable[[Session, int, datetime], bool],
+    listing: Callable[[Session, str, int], Any],
+    done: str,
+    missing: str,
+) -> int:
+    """``events`` and ``commands``: act on one row by id, or list the rows in a state."""
+    if args.action != "list":
         with runtime.sessions.begin() as session:
-            ok = replay_event(session, args.id, utcnow())
-        print(
-            "replayed" if ok else f"no event {args.id} to replay",
-            file=sys.stdout if ok else sys.stderr,
-        )
+            ok = act(session, args.id, utcnow())
+        print(done if ok else missing.format(args.id), file=sys.stdout if ok else sys.stderr)
         return 0 if ok else 1
     with runtime.sessions() as session:
-        _print(list_events(session, args.status, args.limit))
+        _print(listing(session, args.status, args.limit))
     return 0
+
+
+def _cmd_events(args: argparse.Namespace, runtime: Runtime) -> int:
+    return _act_or_list(
+        args,
+        runtime,
+        act=replay_event,
+        listing=list_events,
+        done="replayed",
+        missing="no event {} to replay",
+    )
 
 
 def _cmd_commands(args: argparse.Namespace, runtime: Runtime) -> int:
-    if args.action == "retry":
-        with runtime.sessions.begin() as session:
-            ok = retry_command(session, args.id, utcnow())
-        print(
-            "requeued" if ok else f"no dead command {args.id}",
-            file=sys.stdout if ok else sys.stderr,
-        )
-        return 0 if ok else 1
-    with runtime.sessions() as session:
-        _print(list_commands(session, args.status, args.limit))
-    return 0
+    return _act_or_list(
+        args,
+        runtime,
+        act=retry_command,
+        listing=list_commands,
+        done="requeued",
+        missing="no dead command {}",
+    )
 
 
 def _cmd_delivery(args: argparse.Namespace, runtime: Runtime) -> int:

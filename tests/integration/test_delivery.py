@@ -290,14 +290,20 @@ def test_a_settlement_whose_answer_was_lost_is_found_on_its_invoice(db_url: str)
     assert "get_invoice" in api.calls
 
 
+def _invoiced_with_email(runtime: Runtime, api: FakeApi, clock: Clock) -> Any:
+    """A sale and its invoice e-mail stored; the customer and the invoice delivered."""
+    email = Command(CommandKind.SEND_EMAIL, "email:test:1", refs={"bill_id": invoice_key(1)})
+    put(runtime, [*sale(1, "cus_a"), email], clock())
+    worker = worker_for(runtime, api, clock)
+    assert worker.step()
+    assert worker.step()
+    return worker
+
+
 def test_an_email_whose_outcome_is_unknown_is_not_sent_again(db_url: str) -> None:
     clock, api = Clock(), FakeApi()
-    email = Command(CommandKind.SEND_EMAIL, "email:test:1", refs={"bill_id": invoice_key(1)})
     with runtime_for(db_url) as runtime:
-        put(runtime, [*sale(1, "cus_a"), email], clock())
-        worker = worker_for(runtime, api, clock)
-        assert worker.step()
-        assert worker.step()
+        worker = _invoiced_with_email(runtime, api, clock)
         api.fail_next("timeout_after")
         assert _step(worker) is Outcome.RETRY
         with capture_logs() as logs:
@@ -353,12 +359,8 @@ def test_an_invoice_is_never_credited_beyond_what_was_paid(db_url: str) -> None:
 
 def test_an_email_refused_with_429_or_401_is_sent_once_the_api_accepts_it(db_url: str) -> None:
     clock, api = Clock(), FakeApi()
-    email = Command(CommandKind.SEND_EMAIL, "email:test:1", refs={"bill_id": invoice_key(1)})
     with runtime_for(db_url) as runtime:
-        put(runtime, [*sale(1, "cus_a"), email], clock())
-        worker = worker_for(runtime, api, clock)
-        assert worker.step()
-        assert worker.step()
+        worker = _invoiced_with_email(runtime, api, clock)
         api.fail_next("429")
         assert _step(worker) is Outcome.RATE_LIMITED  # the API did not process it
         assert _rows(runtime)["email:test:1"].outcome_unknown is False
