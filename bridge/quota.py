@@ -162,7 +162,7 @@ class QuotaLimiter:
         ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
         session.execute(
             ins(QuotaWindow)
-            .values(name=LOCK_ROW, window_started_at=now, used=0, updated_at=now)
+            .values(name=LOCK_ROW, updated_at=now)
             .on_conflict_do_nothing(index_elements=["name"])
         )
         row = session.execute(

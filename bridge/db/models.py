@@ -181,16 +181,15 @@ class CustomerBinding(Base):
 
 
 class QuotaWindow(Base):
-    """Requests spent in the current window of one limit (``window``: 5 minutes, ``day``).
+    """The quota limiter's lock row, and ``blocked_until`` after a 429's ``Retry-After``.
 
-    Shared by every worker through the database; re-synced from ``X-RateLimit-Remaining``.
+    Every worker locks it before deciding whether to send, so that decisions are serialised; the
+    requests themselves are counted in ``quota_requests``.
     """
 
     __tablename__ = "quota_windows"
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    window_started_at: Mapped[datetime] = mapped_column()
-    used: Mapped[int] = mapped_column(Integer, default=0)
     blocked_until: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

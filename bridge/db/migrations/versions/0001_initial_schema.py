@@ -61,8 +61,6 @@ def upgrade() -> None:
     op.create_table(
         "quota_windows",
         sa.Column("name", sa.String(length=32), nullable=False),
-        sa.Column("window_started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("used", sa.Integer(), nullable=False),
         sa.Column("blocked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_quota_windows")),
