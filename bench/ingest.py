@@ -50,7 +50,7 @@ from sqlalchemy import select  # noqa: E402
 
 from bridge.db import make_engine  # noqa: E402
 from bridge.db.models import InboxEvent  # noqa: E402
-from bridge.sources.shopify import sign as shopify_sign  # noqa: E402
+from bridge.inbound.sources.shopify import sign as shopify_sign  # noqa: E402
 from tests.support.pg import PostgresServer, start_postgres  # noqa: E402
 from tests.support.procs import free_port, wait_http  # noqa: E402
 

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bridge.config import Settings  # noqa: E402  (after the path fix, so the repo's package imports)
-from bridge.events import InboundEvent, parse_json  # noqa: E402
+from bridge.inbound.events import InboundEvent, parse_json  # noqa: E402
 from bridge.mapping.engine import MappingEngine  # noqa: E402
 from bridge.mapping.samples import Sample, read_samples  # noqa: E402
 

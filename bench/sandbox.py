@@ -1,4 +1,4 @@
-"""Sandbox benchmark: how fast a real ``facturation-bridge sandbox`` process answers the client.
+"""Sandbox benchmark: how fast a real ``facturation-sandbox`` process answers the client.
 
 The sandbox stands in for Facturation.pro in the end-to-end tests and the drain benchmark; it must
 never be their bottleneck (the real quota allows 2 requests per second on average). This starts one
@@ -67,7 +67,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FACTURATION_"))}
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "bridge", "sandbox", "--port", str(port)),
+            *(sys.executable, "-m", "facturation_sandbox", "--port", str(port)),
             *("--rate-limit", "1000000", "--daily-limit", "1000000"),
         ],
         env=env,

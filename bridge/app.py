@@ -43,8 +43,8 @@ async def readyz(request: Request) -> Response:
 
 
 def _routes() -> list[BaseRoute]:
-    from bridge.admin import admin_routes
-    from bridge.ingress import webhook_routes
+    from bridge.admin.api import admin_routes
+    from bridge.inbound.ingress import webhook_routes
 
     return [
         Route("/healthz", healthz, methods=["GET"]),
@@ -66,14 +66,14 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = Runtime.open(settings)
         app.state.runtime = runtime
-        from bridge.ingress import Ingress
+        from bridge.inbound.ingress import Ingress
 
         app.state.ingress = Ingress.open(runtime)  # mapped event types read once, at start
         if auto_migrate:
             await run_in_threadpool(migrate, runtime.engine)
         worker = None
         if with_worker:
-            from bridge.worker import WorkerThread
+            from bridge.outbox.worker import WorkerThread
 
             worker = WorkerThread(runtime)
             worker.start()

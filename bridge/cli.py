@@ -66,8 +66,8 @@ def _run_web(
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_api()
+    from bridge.outbox.worker import run_worker
     from bridge.runtime import Runtime
-    from bridge.worker import run_worker
 
     stop = threading.Event()
 
@@ -148,11 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="print the effective configuration, secrets masked")
     p.set_defaults(handler=cmd_check_config)
 
-    from bridge.admin import add_admin_commands
-    from bridge.facturation.sandbox_cli import add_sandbox_command
+    from bridge.admin.api import add_admin_commands
     from bridge.mapping.cli import add_mapping_commands
 
-    add_sandbox_command(sub)
     add_mapping_commands(sub)
     add_admin_commands(sub)
     return parser

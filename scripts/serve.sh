@@ -15,7 +15,7 @@ mkdir -p var
 
 if [ -z "${FACTURATION_API_URL:-}" ]; then
   SANDBOX_PORT=${SANDBOX_PORT:-8089}
-  .venv/bin/facturation-bridge sandbox --port "$SANDBOX_PORT" \
+  .venv/bin/facturation-sandbox --port "$SANDBOX_PORT" \
     --login demo --key demo-key --firm-id 1 >var/sandbox.log 2>&1 &
   SANDBOX_PID=$!
   trap 'kill "$SANDBOX_PID" 2>/dev/null || true' EXIT

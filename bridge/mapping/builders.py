@@ -3,7 +3,7 @@
 ``sale`` -> ``customer.ensure`` + ``invoice.create``; ``credit_note`` -> ``credit_note.create``
 (negative lines for exactly what was refunded); ``refund`` -> ``invoice.refund`` (full credit note);
 ``cancel`` -> ``invoice.refund`` that the worker skips when the invoice was never created;
-``customer_update`` -> ``customer.update``. Keys and conventions: :mod:`bridge.commands`.
+``customer_update`` -> ``customer.update``. Keys and conventions: :mod:`bridge.outbox.commands`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from bridge.commands import Command, CommandKind, Priority
 from bridge.facturation.totals import compute_totals, round_cent
 from bridge.mapping.functions import (
     FunctionError,
@@ -26,6 +25,7 @@ from bridge.mapping.functions import (
 )
 from bridge.mapping.money import MoneyError, SaleLine, build_items
 from bridge.mapping.spec import Expr, LineSpec, MappingError, MappingSpec
+from bridge.outbox.commands import Command, CommandKind, Priority
 
 Evaluate = Callable[[Expr, Any], Any]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.config import Settings
-from bridge.events import InboundEvent, Source, parse_json
+from bridge.inbound.events import InboundEvent, Source, parse_json
 from bridge.mapping.files import BUILTIN_DIR
 
 EXIT_INVALID = 1

@@ -20,9 +20,8 @@ from zoneinfo import ZoneInfo
 
 from jmespath.exceptions import JMESPathError
 
-from bridge.commands import Command
 from bridge.config import Settings
-from bridge.events import InboundEvent
+from bridge.inbound.events import InboundEvent
 from bridge.mapping.builders import build
 from bridge.mapping.compiled import Evaluator, ExpressionCompiler
 from bridge.mapping.enrichment import EnrichmentError, HttpStripeApi, StripeApi
@@ -35,6 +34,7 @@ from bridge.mapping.spec import (
     MappingSpec,
     load_spec,
 )
+from bridge.outbox.commands import Command
 
 __all__ = [
     "EnrichmentError",

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from bridge.events import parse_json
+from bridge.inbound.events import parse_json
 
 
 class EnrichmentError(Exception):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.events import InboundEvent, Source, parse_json
+from bridge.inbound.events import InboundEvent, Source, parse_json
 from bridge.mapping.engine import MappingEngine, MappingError
 
 SHOP_HEADER = "x-shopify-shop-domain"

@@ -1,4 +1,4 @@
-"""``facturation-bridge sandbox`` as a real process: the reference's curl examples, quota and faults
+"""``facturation-sandbox`` as a real process: the reference's curl examples, quota and faults
 over real sockets."""
 
 from __future__ import annotations

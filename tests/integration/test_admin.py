@@ -12,8 +12,8 @@ from bridge.app import create_app
 from bridge.cli import main
 from bridge.config import load_settings
 from bridge.db.models import InboxEvent, OutboxCommand
-from bridge.outbox import Outbox
-from bridge.pause import paused
+from bridge.outbox.pause import paused
+from bridge.outbox.queue import Outbox
 from tests.support.outbox_kit import Clock, put, runtime_for, sale
 
 TOKEN = "admin-token-for-tests-0123456789"

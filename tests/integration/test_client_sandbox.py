@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.facturation.errors import RateLimitedError
-from bridge.facturation.sandbox import Sandbox, SandboxConfig
+from facturation_sandbox import Sandbox, SandboxConfig
 from tests.support.sandbox import FIRM_ID, KEY, LOGIN, in_process_client, new_sandbox
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bridge.facturation.errors import AuthError, NotFoundError, RateLimitedError, RejectedError
-from bridge.facturation.sandbox import Sandbox, SandboxConfig, SandboxTransport, create_app
+from facturation_sandbox import Sandbox, SandboxConfig, SandboxTransport, create_app
 from tests.support.sandbox import FIRM_ID, KEY, LOGIN, in_process_client, new_sandbox
 
 

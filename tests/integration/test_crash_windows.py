@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bridge.db.models import OutboxCommand
-from bridge.delivery import Outcome
+from bridge.outbox.delivery import Outcome
 from tests.support.fake_api import Crash, FakeApi
 from tests.support.outbox_kit import (
     Clock,

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bridge.facturation.client import FacturationClient
-from bridge.facturation.sandbox import Sandbox, SandboxTransport, create_app
+from facturation_sandbox import Sandbox, SandboxTransport, create_app
 from tests.support.fake_api import Crash
 from tests.support.outbox_kit import Clock, drain, put, runtime_for, sale, worker_for
 from tests.support.sandbox import FIRM_ID, KEY, LOGIN, USER_AGENT, new_sandbox

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from bridge.commands import Command, CommandKind
 from bridge.db.models import CommandStatus, CustomerBinding, OutboxCommand
-from bridge.delivery import Outcome
-from bridge.pause import paused
+from bridge.outbox.commands import Command, CommandKind
+from bridge.outbox.delivery import Outcome
+from bridge.outbox.pause import paused
 from bridge.runtime import Runtime
 from tests.support.fake_api import FakeApi
 from tests.support.outbox_kit import (

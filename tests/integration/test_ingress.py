@@ -19,10 +19,10 @@ from bridge.app import create_app
 from bridge.config import load_settings
 from bridge.db import make_engine
 from bridge.db.models import EventStatus, InboxEvent
-from bridge.events import Source
-from bridge.inbox import Inbox
-from bridge.sources import Delivery
-from bridge.sources import shopify as shopify_source
+from bridge.inbound.events import Source
+from bridge.inbound.inbox import Inbox
+from bridge.inbound.sources import Delivery
+from bridge.inbound.sources import shopify as shopify_source
 from tests.support.webhooks import (
     SHOP,
     SHOPIFY_SECRET,

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from bridge.app import create_app
 from bridge.config import load_settings
 from bridge.db.models import InboxEvent
-from bridge.sources.shopify import sign as shopify_sign
+from bridge.inbound.sources.shopify import sign as shopify_sign
 from tests.support.webhooks import SHOPIFY_SECRET, STRIPE_SECRET, fixture_bytes, stripe_header
 
 pytestmark = pytest.mark.slow

@@ -10,10 +10,10 @@ from sqlalchemy import Engine, func, select
 
 from bridge.db import make_engine
 from bridge.db.models import EventStatus, InboxEvent
-from bridge.events import Source
-from bridge.inbox import Entry, Inbox, InboxUnavailableError, Stored
-from bridge.inbox_writer import InboxWriter
-from bridge.sources import Delivery
+from bridge.inbound.events import Source
+from bridge.inbound.inbox import Entry, Inbox, InboxUnavailableError, Stored
+from bridge.inbound.sources import Delivery
+from bridge.inbound.writer import InboxWriter
 
 
 def _entry(event_id: str, status: EventStatus = EventStatus.RECEIVED) -> Entry:

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bridge.commands import Command, CommandKind
 from bridge.db.models import CommandStatus, OutboxCommand
-from bridge.outbox import Outbox, enqueue
+from bridge.outbox.commands import Command, CommandKind
+from bridge.outbox.queue import Outbox, enqueue
 from tests.support.outbox_kit import (
     Clock,
     customer_key,

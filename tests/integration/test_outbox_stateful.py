@@ -28,14 +28,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import select
 
-from bridge.commands import Command
 from bridge.db import make_engine, migrate
 from bridge.db.models import EventStatus, InboxEvent, OutboxCommand
-from bridge.events import InboundEvent, Source
-from bridge.inbox import Inbox
+from bridge.inbound.events import InboundEvent, Source
+from bridge.inbound.inbox import Inbox
+from bridge.inbound.sources import Delivery
+from bridge.outbox.commands import Command
+from bridge.outbox.worker import Worker
 from bridge.runtime import Runtime
-from bridge.sources import Delivery
-from bridge.worker import Worker
 from tests.support.fake_api import Crash, FakeApi
 from tests.support.outbox_kit import (
     Clock,

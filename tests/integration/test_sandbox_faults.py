@@ -7,7 +7,7 @@ import time
 import pytest
 
 from bridge.facturation.errors import RejectedError, RetryableError
-from bridge.facturation.sandbox import Sandbox
+from facturation_sandbox import Sandbox
 from tests.support.sandbox import in_process_client, new_sandbox
 
 CUSTOMER = {"company_name": "Client", "api_id": 77, "api_custom": "stripe:cus_77"}

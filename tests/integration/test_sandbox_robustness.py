@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bridge.facturation.sandbox import SandboxTransport, create_app
+from facturation_sandbox import SandboxTransport, create_app
 from tests.support.sandbox import FIRM_ID, KEY, LOGIN, new_sandbox
 
 scalars = st.one_of(

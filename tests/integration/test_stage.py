@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bridge.admin.operations import replay_event
 from bridge.config import load_settings
 from bridge.db.models import EventStatus, InboxEvent, OutboxCommand
-from bridge.events import InboundEvent, Source
-from bridge.inbox import Inbox
+from bridge.inbound.events import InboundEvent, Source
+from bridge.inbound.inbox import Inbox
+from bridge.inbound.sources import Delivery
 from bridge.mapping.engine import MappingEngine
-from bridge.operations import replay_event
-from bridge.sources import Delivery
-from bridge.stage import Stage
+from bridge.mapping.stage import Stage
 from tests.support.outbox_kit import runtime_for, sale
 from tests.support.webhooks import fixture_bytes
 

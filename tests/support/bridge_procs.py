@@ -166,7 +166,7 @@ class Bridge:
 
 
 def sandbox_to_file(log: Path, *options: str) -> contextlib.AbstractContextManager[SandboxProcess]:
-    """``python -m bridge sandbox`` on a free port, its log in ``log``."""
+    """``python -m facturation_sandbox`` on a free port, its log in ``log``."""
     return sandbox_process(*options, log=log)
 
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bridge.commands import Command, CommandKind, Priority
 from bridge.config import load_settings
 from bridge.db.models import utcnow
-from bridge.outbox import enqueue
+from bridge.outbox.commands import Command, CommandKind, Priority
+from bridge.outbox.queue import enqueue
+from bridge.outbox.worker import Worker
 from bridge.runtime import Runtime
-from bridge.worker import Worker
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from typing import IO, Any
 import httpx
 
 from bridge.facturation.client import FacturationClient
-from bridge.facturation.sandbox import Sandbox, SandboxConfig, SandboxTransport, create_app
+from facturation_sandbox import Sandbox, SandboxConfig, SandboxTransport, create_app
 from tests.support.procs import free_port, wait_http
 
 LOGIN = "sandbox-login"
@@ -70,21 +70,21 @@ class SandboxProcess:
 
 @contextmanager
 def sandbox_process(*options: str, log: Path | None = None) -> Iterator[SandboxProcess]:
-    """``python -m bridge sandbox`` on a free port, with the test credentials; stopped on exit.
+    """``python -m facturation_sandbox`` on a free port, with the test credentials; stopped on exit.
 
     Its log goes to ``log`` (or a temporary file), never to a pipe: a pipe nobody reads fills up
     and stalls the sandbox under a long run.
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FACTURATION_"))}
-    env["BRIDGE_LOG_LEVEL"] = "WARNING"
+    env["SANDBOX_LOG_LEVEL"] = "WARNING"
     with contextlib.ExitStack() as stack:
         if log is None:
             out: IO[bytes] = stack.enter_context(tempfile.TemporaryFile())
         else:
             log.parent.mkdir(parents=True, exist_ok=True)
             out = stack.enter_context(log.open("ab"))
-        command = [sys.executable, "-m", "bridge", "sandbox", "--port", str(port)]
+        command = [sys.executable, "-m", "facturation_sandbox", "--port", str(port)]
         credentials = ["--login", LOGIN, "--key", KEY, "--firm-id", str(FIRM_ID)]
         proc = subprocess.Popen(
             [*command, *credentials, *options], env=env, stdout=subprocess.DEVNULL, stderr=out

@@ -11,7 +11,7 @@ from typing import Any
 
 import stripe
 
-from bridge.sources.shopify import sign as shopify_sign
+from bridge.inbound.sources.shopify import sign as shopify_sign
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 STRIPE_SECRET = "whsec_test_secret"  # stripe-python's test secret (signature_vectors.json)

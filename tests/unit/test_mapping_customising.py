@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from bridge.config import Settings
-from bridge.events import InboundEvent, Source, parse_json
+from bridge.inbound.events import InboundEvent, Source, parse_json
 from bridge.mapping.engine import MappingEngine
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,15 +13,15 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from bridge.commands import CommandKind
 from bridge.config import Settings
-from bridge.events import InboundEvent, Source, parse_json
+from bridge.inbound.events import InboundEvent, Source, parse_json
 from bridge.mapping.engine import (
     EnrichmentError,
     MappingConfigError,
     MappingEngine,
     MappingError,
 )
+from bridge.outbox.commands import CommandKind
 from tests.support.procs import free_port
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bridge.commands import CommandKind
 from bridge.config import Settings
-from bridge.events import InboundEvent, Source
 from bridge.facturation.totals import compute_totals
+from bridge.inbound.events import InboundEvent, Source
 from bridge.mapping.engine import MappingEngine
 from bridge.mapping.money import ROUNDING_TITLE, VAT_GAP_TITLE
+from bridge.outbox.commands import CommandKind
 
 RATES = [Decimal("0.2"), Decimal("0.1"), Decimal("0.055"), Decimal("0.021"), Decimal("0")]
 CURRENCIES = {"EUR": 2, "USD": 2, "JPY": 0}

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db import make_engine, session_factory
-from bridge.quota import QuotaLimiter, QuotaLimits
+from bridge.outbox.quota import QuotaLimiter, QuotaLimits
 from tests.support.outbox_kit import Clock
 
 

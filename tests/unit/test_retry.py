@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from bridge.retry import Action, RetryPolicy
+from bridge.outbox.retry import Action, RetryPolicy
 from tests.support.outbox_kit import T0
 
 POLICY = RetryPolicy(base_seconds=2.0, max_delay_seconds=60.0, give_up_seconds=3 * 86400.0)
@@ -58,8 +58,8 @@ def test_an_unknown_outcome_waits_at_least_the_settle_time() -> None:
     from datetime import UTC as _UTC
     from datetime import datetime as _dt
 
-    from bridge.retry import Action as _Action
-    from bridge.retry import RetryPolicy as _Policy
+    from bridge.outbox.retry import Action as _Action
+    from bridge.outbox.retry import RetryPolicy as _Policy
 
     policy = _Policy(base_seconds=1, max_delay_seconds=60, give_up_seconds=3600, settle_seconds=60)
     now = _dt(2026, 11, 23, tzinfo=_UTC)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.facturation.sandbox.faults import KINDS, Faults, FaultSpecError, parse_faults
-from bridge.facturation.sandbox.quota import Quota
+from facturation_sandbox.faults import KINDS, Faults, FaultSpecError, parse_faults
+from facturation_sandbox.quota import Quota
 
 
 def test_window_counts_down_refuses_then_reopens() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bridge.events import Source
-from bridge.sources import RejectedError
-from bridge.sources import shopify as source
+from bridge.inbound.events import Source
+from bridge.inbound.sources import RejectedError
+from bridge.inbound.sources import shopify as source
 from tests.support.webhooks import SHOP, ShopifyDelivery, fixture_bytes, vectors
 
 VECTORS = vectors("shopify/hmac_vectors.json")

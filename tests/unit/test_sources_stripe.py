@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bridge.events import Source
-from bridge.sources import RejectedError
-from bridge.sources import stripe as source
+from bridge.inbound.events import Source
+from bridge.inbound.sources import RejectedError
+from bridge.inbound.sources import stripe as source
 from tests.support.webhooks import STRIPE_SECRET, fixture_bytes, stripe_header, vectors
 
 VECTORS = vectors("stripe/signature_vectors.json")

@@ -32,17 +32,17 @@ from structlog.contextvars import bound_contextvars
 
 from bridge.config import Settings
 from bridge.db.models import EventStatus
-from bridge.events import Source
-from bridge.inbox import Entry, Inbox, InboxUnavailableError
-from bridge.inbox_writer import InboxWriter
+from bridge.inbound.events import Source
+from bridge.inbound.inbox import Entry, Inbox, InboxUnavailableError
+from bridge.inbound.sources import UNKNOWN_TYPE, Delivery, RejectedError, body_key
+from bridge.inbound.sources import shopify as shopify_source
+from bridge.inbound.sources import stripe as stripe_source
+from bridge.inbound.writer import InboxWriter
 from bridge.logging import get_logger
 from bridge.mapping.files import all_mapping_files, file_stem
 from bridge.runtime import Runtime
-from bridge.sources import UNKNOWN_TYPE, Delivery, RejectedError, body_key
-from bridge.sources import shopify as shopify_source
-from bridge.sources import stripe as stripe_source
 
-log = get_logger("bridge.ingress")
+log = get_logger("bridge.inbound.ingress")
 
 ALLOW = "POST"
 # Beyond the busy timeout, before answering 503 to a waiting request. With the default 2 s busy

@@ -19,8 +19,8 @@ from bridge.db.models import (
     InboxEvent,
     OutboxCommand,
 )
-from bridge.pause import pause, paused, resume
-from bridge.quota import QuotaLimiter
+from bridge.outbox.pause import pause, paused, resume
+from bridge.outbox.quota import QuotaLimiter
 
 MAX_ID = 2**63 - 1
 

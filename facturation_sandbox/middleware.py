@@ -23,8 +23,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.facturation.sandbox.state import Sandbox
 from bridge.logging import get_logger
+from facturation_sandbox.state import Sandbox
 
 log = get_logger("bridge.sandbox")
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bridge.facturation.sandbox.faults import Faults
-from bridge.facturation.sandbox.quota import Quota
-from bridge.facturation.sandbox.store import Store
+from facturation_sandbox.faults import Faults
+from facturation_sandbox.quota import Quota
+from facturation_sandbox.store import Store
 
 
 @dataclass(frozen=True)

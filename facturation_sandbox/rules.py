@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from bridge.facturation.sandbox.validate import BLANK, Errors, check_choice, read_fields
-from bridge.facturation.sandbox.values import (
+from facturation_sandbox.validate import BLANK, Errors, check_choice, read_fields
+from facturation_sandbox.values import (
     CURRENCIES,
     FRENCH_VAT_RATES,
     ITEM_FIELDS,

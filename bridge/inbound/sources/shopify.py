@@ -17,8 +17,8 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bridge.events import InboundEvent, Source, parse_json
-from bridge.sources import Delivery, RejectedError, clean_key
+from bridge.inbound.events import InboundEvent, Source, parse_json
+from bridge.inbound.sources import Delivery, RejectedError, clean_key
 
 HMAC_HEADER = "x-shopify-hmac-sha256"
 TOPIC = "x-shopify-topic"

@@ -32,7 +32,7 @@ from bridge.config import Settings
 from bridge.db.models import QuotaRequest, QuotaWindow
 from bridge.logging import get_logger
 
-log = get_logger("bridge.quota")
+log = get_logger("bridge.outbox.quota")
 
 DAY_SECONDS = 86_400.0
 LOCK_ROW = "api"

@@ -15,7 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from bridge.facturation.sandbox.middleware import ABORT_KEY
+from facturation_sandbox.middleware import ABORT_KEY
 
 
 class AbortableH11Protocol(H11Protocol):

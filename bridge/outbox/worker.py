@@ -3,10 +3,10 @@
 One loop, one command at a time per worker; run several worker processes on PostgreSQL for more
 throughput (claims use ``SKIP LOCKED``), one on SQLite. Each turn:
 
-1. the mapping stage turns ``received`` inbox events into commands (:mod:`bridge.stage`);
+1. the mapping stage turns ``received`` inbox events into commands (:mod:`bridge.mapping.stage`);
 2. if delivery is paused (401/403), a probe call (``account``) every ``probe_seconds`` resumes it
    once the credentials work again;
-3. one due command is claimed and delivered (:mod:`bridge.delivery`).
+3. one due command is claimed and delivered (:mod:`bridge.outbox.delivery`).
 
 It polls every ``BRIDGE_POLL_INTERVAL`` seconds (0.2 s by default) when idle, which keeps a paid
 order's invoice within a second of its webhook when the quota allows. On SIGTERM the command in
@@ -24,17 +24,17 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bridge.db.models import utcnow
-from bridge.delivery import Deliverer, FacturationApi, Outcome
 from bridge.facturation.errors import FacturationError
 from bridge.logging import bound, get_logger
-from bridge.outbox import Outbox
-from bridge.pause import paused, resume
-from bridge.quota import QuotaLimiter, QuotaLimits
-from bridge.retry import RetryPolicy
+from bridge.mapping.stage import Mapper, Stage
+from bridge.outbox.delivery import Deliverer, FacturationApi, Outcome
+from bridge.outbox.pause import paused, resume
+from bridge.outbox.queue import Outbox
+from bridge.outbox.quota import QuotaLimiter, QuotaLimits
+from bridge.outbox.retry import RetryPolicy
 from bridge.runtime import Runtime
-from bridge.stage import Mapper, Stage
 
-log = get_logger("bridge.worker")
+log = get_logger("bridge.outbox.worker")
 
 PROBE_SECONDS = 30.0
 

@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.db.models import EventStatus, InboxEvent, utcnow
-from bridge.sources import Delivery
+from bridge.inbound.sources import Delivery
 
 _TABLE = InboxEvent.__table__
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bridge.facturation.sandbox.records import Customer, Invoice
+from facturation_sandbox.records import Customer, Invoice
 
 
 def _contains(haystack: Any, needle: str) -> bool:

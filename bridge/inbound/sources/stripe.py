@@ -19,8 +19,8 @@ from typing import Any
 
 import stripe
 
-from bridge.events import InboundEvent, Source, parse_json
-from bridge.sources import UNKNOWN_TYPE, Delivery, RejectedError, body_key, clean_key
+from bridge.inbound.events import InboundEvent, Source, parse_json
+from bridge.inbound.sources import UNKNOWN_TYPE, Delivery, RejectedError, body_key, clean_key
 
 SIGNATURE_HEADER = "stripe-signature"
 

@@ -11,11 +11,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from bridge.facturation.sandbox.values import CUSTOMER_FIELDS, INVOICE_FIELDS, ITEM_FIELDS
 from bridge.facturation.totals import compute_totals
+from facturation_sandbox.values import CUSTOMER_FIELDS, INVOICE_FIELDS, ITEM_FIELDS
 
 if TYPE_CHECKING:
-    from bridge.facturation.sandbox.records import Customer, Invoice, Settlement
+    from facturation_sandbox.records import Customer, Invoice, Settlement
 
 VAT_QUANTUM = Decimal("0.001")
 

@@ -23,15 +23,15 @@ from typing import Any, Protocol
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.commands import Command
 from bridge.db.models import EventStatus, InboxEvent, utcnow
-from bridge.events import InboundEvent, Source
+from bridge.inbound.events import InboundEvent, Source
+from bridge.inbound.sources import shopify as shopify_source
+from bridge.inbound.sources import stripe as stripe_source
 from bridge.logging import get_logger
-from bridge.outbox import enqueue
-from bridge.sources import shopify as shopify_source
-from bridge.sources import stripe as stripe_source
+from bridge.outbox.commands import Command
+from bridge.outbox.queue import enqueue
 
-log = get_logger("bridge.stage")
+log = get_logger("bridge.mapping.stage")
 
 RETRY_FIRST = timedelta(seconds=10)
 RETRY_MAX = timedelta(hours=1)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import OperationalError
 
-from bridge.inbox import Entry, Inbox, InboxUnavailableError, Stored
+from bridge.inbound.inbox import Entry, Inbox, InboxUnavailableError, Stored
 from bridge.logging import get_logger
 
-log = get_logger("bridge.inbox_writer")
+log = get_logger("bridge.inbound.writer")
 
 MAX_BATCH = 64
 IDLE_EXIT_SECONDS = 1.0

@@ -32,10 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bridge.config import Settings
-from bridge.db.models import CommandStatus, EventStatus, utcnow
-from bridge.logging import get_logger
-from bridge.operations import (
+from bridge.admin.operations import (
     list_commands,
     list_events,
     pause_delivery,
@@ -44,10 +41,13 @@ from bridge.operations import (
     retry_command,
     status,
 )
-from bridge.quota import QuotaLimiter, QuotaLimits
+from bridge.config import Settings
+from bridge.db.models import CommandStatus, EventStatus, utcnow
+from bridge.logging import get_logger
+from bridge.outbox.quota import QuotaLimiter, QuotaLimits
 from bridge.runtime import Runtime
 
-log = get_logger("bridge.admin")
+log = get_logger("bridge.admin.api")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -1,20 +1,25 @@
-"""``facturation-bridge sandbox``: a local Facturation.pro for trying the bridge without an account.
+"""``facturation-sandbox``: a local Facturation.pro for trying the bridge without an account.
 
-It needs none of the bridge's FACTURATION_* settings: everything comes from its own options.
+It reads none of the bridge's settings: everything comes from its own options, so a deployment's
+environment can't stop it. ``python -m facturation_sandbox`` is the same command.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Sequence
 
-if TYPE_CHECKING:
-    from bridge.config import Settings
+from facturation_sandbox.app import create_app
+from facturation_sandbox.faults import FaultSpecError, parse_faults
+from facturation_sandbox.server import serve
+from facturation_sandbox.state import SandboxConfig
 
 
-def add_sandbox_command(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "sandbox", help="run a local sandbox of the Facturation.pro API (see docs/sandbox.md)"
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="facturation-sandbox",
+        description="A local sandbox of the Facturation.pro API (see docs/sandbox.md).",
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8089, help="TCP port (default 8089)")
@@ -37,19 +42,23 @@ def add_sandbox_command(sub: Any) -> None:
     p.add_argument(
         "--slow-seconds", type=float, default=35.0, help="delay of slow_after answers (35)"
     )
-    p.set_defaults(handler=cmd_sandbox)
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("SANDBOX_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (default $SANDBOX_LOG_LEVEL or INFO)",
+    )
+    return p
 
 
-def cmd_sandbox(args: argparse.Namespace, _settings: Settings) -> int:
-    from bridge.facturation.sandbox import SandboxConfig, create_app
-    from bridge.facturation.sandbox.faults import FaultSpecError, parse_faults
-    from bridge.facturation.sandbox.server import serve
-    from bridge.logging import get_logger
+def main(argv: Sequence[str] | None = None) -> int:
+    from bridge.logging import configure_logging, get_logger
 
+    args = build_parser().parse_args(argv)
     try:
         faults = parse_faults(args.faults)
     except FaultSpecError as exc:
         raise SystemExit(f"--faults: {exc}") from None
+    configure_logging(args.log_level.upper())
     config = SandboxConfig(
         login=args.login,
         key=args.key,
@@ -62,7 +71,7 @@ def cmd_sandbox(args: argparse.Namespace, _settings: Settings) -> int:
         seed=args.seed,
         slow_seconds=args.slow_seconds,
     )
-    get_logger("bridge.sandbox").info(
+    get_logger("facturation_sandbox").info(
         "sandbox.starting",
         host=args.host,
         port=args.port,

@@ -33,7 +33,6 @@ from sqlalchemy import Table, and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.commands import Command, CommandKind
 from bridge.db.models import (
     CommandDependency,
     CommandStatus,
@@ -42,11 +41,12 @@ from bridge.db.models import (
     utcnow,
 )
 from bridge.logging import get_logger
-from bridge.pause import pause
-from bridge.quota import QuotaLimiter
-from bridge.retry import RetryPolicy
+from bridge.outbox.commands import Command, CommandKind
+from bridge.outbox.pause import pause
+from bridge.outbox.quota import QuotaLimiter
+from bridge.outbox.retry import RetryPolicy
 
-log = get_logger("bridge.outbox")
+log = get_logger("bridge.outbox.queue")
 
 Clock = Callable[[], datetime]
 _OC: Table = OutboxCommand.__table__  # type: ignore[assignment]  # a declarative class's table is a Table

@@ -35,7 +35,6 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol
 
-from bridge.commands import CommandKind, api_id_for
 from bridge.db.models import CommandStatus, utcnow
 from bridge.facturation.errors import (
     AuthError,
@@ -46,11 +45,12 @@ from bridge.facturation.errors import (
     RetryableError,
 )
 from bridge.logging import get_logger
-from bridge.outbox import Claimed, LeaseLostError, Outbox
-from bridge.quota import QuotaLimiter
-from bridge.retry import Action, RetryPolicy
+from bridge.outbox.commands import CommandKind, api_id_for
+from bridge.outbox.queue import Claimed, LeaseLostError, Outbox
+from bridge.outbox.quota import QuotaLimiter
+from bridge.outbox.retry import Action, RetryPolicy
 
-log = get_logger("bridge.delivery")
+log = get_logger("bridge.outbox.delivery")
 
 Resource = Literal["customers", "invoices"]
 

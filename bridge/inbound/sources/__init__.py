@@ -5,7 +5,7 @@ Each source module offers the same three steps:
 - ``verify(...)`` checks the signature on the raw bytes and raises :class:`RejectedError` if it fails;
 - ``delivery(...)`` reads what the inbox needs to store the delivery (dedup key, type, kept headers),
   never raising for a bad body: a correctly signed body that can't be parsed is kept, as failed;
-- ``parse(...)`` turns a stored body into the :class:`bridge.events.InboundEvent` the mapping reads.
+- ``parse(...)`` turns a stored body into the :class:`bridge.inbound.events.InboundEvent` the mapping reads.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import hashlib
 import unicodedata
 from dataclasses import dataclass, field
 
-from bridge.events import Source
+from bridge.inbound.events import Source
 
 MAX_KEY_LENGTH = 255  # inbox_events.event_id and event_type are VARCHAR(255)
 UNKNOWN_TYPE = "unknown"

@@ -19,16 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.facturation.sandbox.middleware import (
+from facturation_sandbox.middleware import (
     FaultInjector,
     Gate,
     json_response,
     pagination_header,
 )
-from bridge.facturation.sandbox.search import int_param
-from bridge.facturation.sandbox.state import Sandbox, SandboxConfig
-from bridge.facturation.sandbox.store import RecordNotFoundError
-from bridge.facturation.sandbox.validate import InvalidError
+from facturation_sandbox.search import int_param
+from facturation_sandbox.state import Sandbox, SandboxConfig
+from facturation_sandbox.store import RecordNotFoundError
+from facturation_sandbox.validate import InvalidError
 
 PER_PAGE = 50
 NOT_FOUND = "The record could not be found"

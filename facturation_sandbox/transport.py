@@ -18,7 +18,7 @@ import anyio.from_thread
 import httpx
 from starlette.types import ASGIApp, Message
 
-from bridge.facturation.sandbox.middleware import ABORT_KEY
+from facturation_sandbox.middleware import ABORT_KEY
 
 
 class SandboxTransport(httpx.BaseTransport):

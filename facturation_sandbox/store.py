@@ -1,7 +1,7 @@
 """The sandbox's state and the API's rules: one firm, in memory, safe to share between threads.
 
 Every public method takes the lock, checks the request the way the API documents it and raises
-:class:`~bridge.facturation.sandbox.validate.InvalidError` (422) or :class:`RecordNotFoundError` (404).
+:class:`~facturation_sandbox.validate.InvalidError` (422) or :class:`RecordNotFoundError` (404).
 Methods return the API's JSON shapes (see render.py).
 
 Rules emulated: a customer needs a name; an invoice needs a known customer and at least one line,
@@ -22,13 +22,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bridge.facturation.sandbox.pdf import invoice_pdf
-from bridge.facturation.sandbox.records import Customer, Email, Invoice, Settlement, term_on
-from bridge.facturation.sandbox.render import customer_json, invoice_json, settlement_json
-from bridge.facturation.sandbox.rules import check_customer, check_invoice, read_items
-from bridge.facturation.sandbox.search import customer_matches, invoice_matches
-from bridge.facturation.sandbox.validate import BLANK, Errors, InvalidError, read_fields
-from bridge.facturation.sandbox.values import (
+from facturation_sandbox.pdf import invoice_pdf
+from facturation_sandbox.records import Customer, Email, Invoice, Settlement, term_on
+from facturation_sandbox.render import customer_json, invoice_json, settlement_json
+from facturation_sandbox.rules import check_customer, check_invoice, read_items
+from facturation_sandbox.search import customer_matches, invoice_matches
+from facturation_sandbox.validate import BLANK, Errors, InvalidError, read_fields
+from facturation_sandbox.values import (
     CUSTOMER_FIELDS,
     FROZEN_WHEN_FINAL,
     INVOICE_FIELDS,

@@ -1,0 +1,1 @@
+"""Webhooks in: verify, parse into one shape, store durably before answering."""

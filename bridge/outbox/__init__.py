@@ -1,0 +1,1 @@
+"""Commands out: stored once, claimed under a lease, delivered to Facturation.pro within its quota."""

@@ -1,0 +1,3 @@
+from facturation_sandbox.cli import main
+
+raise SystemExit(main())
