@@ -104,22 +104,22 @@ def list_commands(session: Session, state: str, limit: int = 100) -> list[dict[s
             "outcome_unknown": r.outcome_unknown,
             "remote_id": r.remote_id,
             "result": r.result,
-            "event_id": r.event_id,
+            "inbox_event_id": r.inbox_event_id,
         }
         for r in rows
     ]
 
 
-def replay_event(session: Session, event_id: int, now: datetime) -> bool:
+def replay_event(session: Session, inbox_event_id: int, now: datetime) -> bool:
     """Put a stored event back to ``received`` so the stage maps it again (harmless if mapped:
     its commands are keyed), or one waiting to be retried back to due now. ``False`` if there is
     no such event or it is already due."""
-    if not 0 < event_id <= MAX_ID:
+    if not 0 < inbox_event_id <= MAX_ID:
         return False
     result = session.execute(
         update(InboxEvent)
         .where(
-            InboxEvent.id == event_id,
+            InboxEvent.id == inbox_event_id,
             or_(
                 InboxEvent.status != EventStatus.RECEIVED.value,
                 InboxEvent.next_attempt_at.is_not(None),

@@ -129,7 +129,7 @@ class OutboxCommand(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     refs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # payload field -> "key[#field]"
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # not sent: expected totals, binding
-    event_id: Mapped[int | None] = mapped_column(
+    inbox_event_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("inbox_events.id"), default=None, index=True
     )
     status: Mapped[str] = mapped_column(String(16), default=CommandStatus.PENDING.value)

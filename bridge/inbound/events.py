@@ -33,7 +33,7 @@ class InboundEvent:
     payload: dict[str, Any]
     received_at: datetime
     headers: dict[str, str] = field(default_factory=dict)  # the kept X-Shopify-* headers
-    inbox_id: int | None = None  # the inbox row, once stored
+    inbox_event_id: int | None = None  # the inbox row, once stored
 
     @property
     def shop_domain(self) -> str | None:

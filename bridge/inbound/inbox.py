@@ -44,7 +44,7 @@ class InboxUnavailableError(Exception):
 class Stored:
     """The inbox row holding a delivery; ``duplicate`` if it was already there."""
 
-    inbox_id: int
+    inbox_event_id: int
     status: EventStatus
     duplicate: bool
 
@@ -149,13 +149,13 @@ class Inbox:
         for entry in entries:
             key = _key(entry)
             if key in first:  # the same key twice in this batch: the first one's row
-                results.append(Stored(first[key].inbox_id, first[key].status, duplicate=True))
+                results.append(Stored(first[key].inbox_event_id, first[key].status, duplicate=True))
                 continue
             if key in new_ids:
                 stored = Stored(new_ids[key], entry.status, duplicate=False)
             else:
-                inbox_id, status = existing[key]
-                stored = Stored(inbox_id, status, duplicate=True)
+                inbox_event_id, status = existing[key]
+                stored = Stored(inbox_event_id, status, duplicate=True)
             first[key] = stored
             results.append(stored)
         return results

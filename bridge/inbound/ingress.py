@@ -34,7 +34,7 @@ from bridge.config import Settings
 from bridge.db.models import EventStatus
 from bridge.inbound.events import Source
 from bridge.inbound.inbox import Entry, Inbox, InboxUnavailableError
-from bridge.inbound.sources import UNKNOWN_TYPE, Delivery, RejectedError, body_key
+from bridge.inbound.sources import UNKNOWN_TYPE, Delivery, WebhookRejectedError, body_key
 from bridge.inbound.sources import shopify as shopify_source
 from bridge.inbound.sources import stripe as stripe_source
 from bridge.inbound.writer import InboxWriter
@@ -102,7 +102,7 @@ class Ingress:
         return Entry(delivery, EventStatus.RECEIVED)
 
     def stripe(self, body: bytes, headers: Headers) -> Entry:
-        """Verify and read a Stripe delivery; :class:`RejectedError` if it must not be stored."""
+        """Verify and read a Stripe delivery; :class:`WebhookRejectedError` if it must not be stored."""
         stripe_source.verify(
             body,
             headers.get(stripe_source.SIGNATURE_HEADER),
@@ -112,7 +112,7 @@ class Ingress:
         return self._read(lambda: stripe_source.delivery(body), body, Source.STRIPE, "")
 
     def shopify(self, body: bytes, headers: Headers) -> Entry:
-        """Verify and read a Shopify delivery; :class:`RejectedError` if it must not be stored."""
+        """Verify and read a Shopify delivery; :class:`WebhookRejectedError` if it must not be stored."""
         shopify_source.verify(
             body, headers.get(shopify_source.HMAC_HEADER), self.settings.shopify_webhook_secrets
         )
@@ -124,7 +124,7 @@ class Ingress:
     def _read(self, read: Callable[[], Delivery], body: bytes, source: Source, hint: str) -> Entry:
         try:
             delivery = read()
-        except RejectedError:
+        except WebhookRejectedError:
             raise
         except Exception as exc:  # a bug in reading a signed body must not lose it
             log.exception("ingress.read_failed", source=source.value)
@@ -141,13 +141,13 @@ class Ingress:
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing more than ``limit`` bytes without buffering them.
 
-    Raises :class:`BodyTooLargeError`, or :class:`RejectedError` for a malformed ``Content-Length``.
+    Raises :class:`BodyTooLargeError`, or :class:`WebhookRejectedError` for a malformed ``Content-Length``.
     """
     declared = request.headers.get("content-length")
     if declared is not None:
         declared = declared.strip()
         if not declared.isascii() or not declared.isdigit() or len(declared) > 18:
-            raise RejectedError("malformed Content-Length header")
+            raise WebhookRejectedError("malformed Content-Length header")
         if int(declared) > limit:
             raise BodyTooLargeError
     chunks: list[bytes] = []
@@ -190,7 +190,7 @@ class WebhookEndpoint:
             limit = request.app.state.runtime.settings.max_body_bytes
             log.warning("ingress.too_large", source=self.source.value, client=client, limit=limit)
             return _error(413, f"body larger than {limit} bytes")
-        except RejectedError as exc:
+        except WebhookRejectedError as exc:
             log.warning(
                 "ingress.rejected", source=self.source.value, client=client, reason=exc.reason
             )
@@ -204,7 +204,7 @@ class WebhookEndpoint:
             entry = read(body, request.headers)
             with bound_contextvars(event_id=entry.delivery.event_id):
                 stored = await ingress.writer.store(entry)
-        except RejectedError as exc:
+        except WebhookRejectedError as exc:
             log.warning(
                 "ingress.rejected",
                 source=self.source.value,
@@ -229,14 +229,14 @@ class WebhookEndpoint:
             source=self.source.value,
             event_id=entry.delivery.event_id,
             event_type=entry.delivery.event_type,
-            inbox_id=stored.inbox_id,
+            inbox_event_id=stored.inbox_event_id,
             status=stored.status.value,
             reason=entry.reason,
         )
         return JSONResponse(
             {
                 "status": "duplicate" if stored.duplicate else "stored",
-                "inbox_id": stored.inbox_id,
+                "inbox_event_id": stored.inbox_event_id,
                 "event_status": stored.status.value,
             }
         )

@@ -1,8 +1,8 @@
 """From one event's evaluated expressions to commands, one builder per mapping ``kind``.
 
-``sale`` -> ``customer.ensure`` + ``invoice.create``; ``credit_note`` -> ``credit_note.create``
-(negative lines for exactly what was refunded); ``refund`` -> ``invoice.refund`` (full credit note);
-``cancel`` -> ``invoice.refund`` that the worker skips when the invoice was never created;
+``sale`` -> ``customer.ensure`` + ``invoice.create``; ``credit_note`` -> ``credit_note.partial``
+(negative lines for exactly what was refunded); ``refund`` -> ``credit_note.full`` (full credit note);
+``cancel`` -> ``credit_note.full`` that the worker skips when the invoice was never created;
 ``customer_update`` -> ``customer.update``. Keys and conventions: :mod:`bridge.outbox.commands`.
 """
 
@@ -217,7 +217,7 @@ def _credit_note(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcom
     return Outcome(
         [
             Command(
-                CommandKind.CREATE_CREDIT_NOTE,
+                CommandKind.PARTIAL_CREDIT_NOTE,
                 _text(spec, ev, ctx, "key"),
                 payload,
                 refs={
@@ -235,7 +235,7 @@ def _refund(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any], **meta: Any) -
     return Outcome(
         [
             Command(
-                CommandKind.REFUND_INVOICE,
+                CommandKind.FULL_CREDIT_NOTE,
                 _text(spec, ev, ctx, "key"),
                 _fields(spec.invoice_fields, ev, ctx),
                 refs={"invoice_id": invoice_key},

@@ -73,7 +73,7 @@ def retry_delay(attempts: int) -> timedelta:
 def to_inbound(row: InboxEvent) -> InboundEvent:
     """The stored row as the event the mapping reads. ``ValueError`` if the body is unusable."""
     if row.source == Source.STRIPE.value:
-        return stripe_source.parse(row.body, row.received_at, inbox_id=row.id)
+        return stripe_source.parse(row.body, row.received_at, inbox_event_id=row.id)
     if row.source == Source.SHOPIFY.value:
         return shopify_source.parse(row.body, dict(row.headers or {}), row.received_at, row.id)
     raise ValueError(f"unknown source {row.source!r}")
@@ -152,7 +152,7 @@ class Stage:
             row.status_reason = f"{type(exc).__name__}: {exc}"[:4000]
             log.warning(
                 "stage.failed",
-                inbox_id=row.id,
+                inbox_event_id=row.id,
                 event_type=row.event_type,
                 error=row.status_reason,
                 exc_info=exc
@@ -163,22 +163,22 @@ class Stage:
         if outcome.skipped is not None:
             row.status = EventStatus.IGNORED.value
             row.status_reason = outcome.skipped
-            log.info("stage.ignored", inbox_id=row.id, reason=outcome.skipped)
+            log.info("stage.ignored", inbox_event_id=row.id, reason=outcome.skipped)
             return
         try:
             with session.begin_nested():
-                stored = enqueue(session, outcome.commands, now=now, event_id=row.id)
+                stored = enqueue(session, outcome.commands, now=now, inbox_event_id=row.id)
         except Exception as exc:  # e.g. a payload the database can't store: keep it, failed
             row.status = EventStatus.FAILED.value
             row.status_reason = f"could not store its commands: {type(exc).__name__}: {exc}"[:4000]
-            log.exception("stage.enqueue_failed", inbox_id=row.id, event_type=row.event_type)
+            log.exception("stage.enqueue_failed", inbox_event_id=row.id, event_type=row.event_type)
             return
         row.status = EventStatus.MAPPED.value
         row.status_reason = None
         row.next_attempt_at = None
         log.info(
             "stage.mapped",
-            inbox_id=row.id,
+            inbox_event_id=row.id,
             event_type=row.event_type,
             commands=len(outcome.commands),
             inserted=stored.inserted,
@@ -193,7 +193,7 @@ class Stage:
         row.status_reason = f"will retry at {row.next_attempt_at.isoformat()}: {exc}"[:4000]
         log.warning(
             "stage.retry_scheduled",
-            inbox_id=row.id,
+            inbox_event_id=row.id,
             event_type=row.event_type,
             attempt=row.attempts,
             wait_s=(row.next_attempt_at - now).total_seconds(),

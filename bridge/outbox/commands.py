@@ -31,18 +31,19 @@ API_ID_BITS = 63
 
 
 class CommandKind(enum.StrEnum):
-    """What a command does, with the API call it makes."""
+    """What a command makes in Facturation.pro, with the API call that makes it.
+
+    Renamed in revision 0002 (the stored values too): ``invoice.refund`` became
+    ``credit_note.full``, ``credit_note.create`` became ``credit_note.partial`` and
+    ``payment.record`` became ``settlement.create``.
+    """
 
     ENSURE_CUSTOMER = "customer.ensure"  # bound? nothing : POST customers.json (binds the id)
     UPDATE_CUSTOMER = "customer.update"  # PATCH customers/ID.json (refs customer_id)
     CREATE_INVOICE = "invoice.create"  # POST invoices.json (refs customer_id)
-    REFUND_INVOICE = (
-        "invoice.refund"  # POST invoices/ID/refund.json: full credit note (refs invoice_id)
-    )
-    CREATE_CREDIT_NOTE = (
-        "credit_note.create"  # POST invoices.json with negative lines (partial refund)
-    )
-    RECORD_PAYMENT = "payment.record"  # POST invoices/ID/settlements.json (refs invoice_id)
+    FULL_CREDIT_NOTE = "credit_note.full"  # POST invoices/ID/refund.json (refs invoice_id)
+    PARTIAL_CREDIT_NOTE = "credit_note.partial"  # POST invoices.json, negative lines
+    CREATE_SETTLEMENT = "settlement.create"  # POST invoices/ID/settlements.json (refs invoice_id)
     SEND_EMAIL = "invoice.email"  # POST emails.json?bill_id=ID (refs invoice_id)
 
 

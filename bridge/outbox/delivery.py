@@ -95,11 +95,11 @@ class Outcome(enum.StrEnum):
 _CREATES: dict[CommandKind, Resource] = {
     CommandKind.ENSURE_CUSTOMER: "customers",
     CommandKind.CREATE_INVOICE: "invoices",
-    CommandKind.CREATE_CREDIT_NOTE: "invoices",
-    CommandKind.REFUND_INVOICE: "invoices",
+    CommandKind.PARTIAL_CREDIT_NOTE: "invoices",
+    CommandKind.FULL_CREDIT_NOTE: "invoices",
 }
-_TOTAL_CHECKED = {CommandKind.CREATE_INVOICE, CommandKind.CREATE_CREDIT_NOTE}
-_CREDITS = {CommandKind.REFUND_INVOICE, CommandKind.CREATE_CREDIT_NOTE}
+_TOTAL_CHECKED = {CommandKind.CREATE_INVOICE, CommandKind.PARTIAL_CREDIT_NOTE}
+_CREDITS = {CommandKind.FULL_CREDIT_NOTE, CommandKind.PARTIAL_CREDIT_NOTE}
 
 
 class _AttemptEndedError(Exception):
@@ -176,7 +176,7 @@ class Deliverer:
             log.warning("delivery.email_outcome_unknown", command_id=c.id, key=c.key)
             return self._done(c, None, result)
         is_write = resource is not None or c.kind in {
-            CommandKind.RECORD_PAYMENT,
+            CommandKind.CREATE_SETTLEMENT,
             CommandKind.SEND_EMAIL,
         }
         answer = self._call(c, lambda: self._send(c, body), mark_unknown=is_write)
@@ -196,7 +196,7 @@ class Deliverer:
         if c.kind not in _CREDITS or not credit_of:
             return None
         siblings = self.outbox.credit_siblings(str(credit_of), exclude_id=c.id)
-        full = [s.key for s in siblings if s.done and s.kind is CommandKind.REFUND_INVOICE]
+        full = [s.key for s in siblings if s.done and s.kind is CommandKind.FULL_CREDIT_NOTE]
         if full:
             reason = f"{credit_of} is already fully credited by {full[0]}"
             self.outbox.cancel(c, reason=reason)
@@ -216,7 +216,7 @@ class Deliverer:
             log.info("delivery.credit_waits", command_id=c.id, key=c.key, wait_s=round(wait, 3))
             return Outcome.RETRY
         partial = [s.key for s in siblings if s.done]
-        if c.kind is CommandKind.REFUND_INVOICE and partial:
+        if c.kind is CommandKind.FULL_CREDIT_NOTE and partial:
             error = (
                 f"{credit_of} is already partly credited by {', '.join(partial)}: "
                 "a full credit note would credit more than was paid; credit the rest by hand"
@@ -257,7 +257,7 @@ class Deliverer:
                 mark_unknown=False,
             ).data
             return found
-        if c.kind is CommandKind.RECORD_PAYMENT:
+        if c.kind is CommandKind.CREATE_SETTLEMENT:
             invoice = self._call(c, lambda: self.api.get_invoice(int(body["invoice_id"])), False)
             return _matching_settlement(invoice.data, body)
         return None
@@ -270,15 +270,15 @@ class Deliverer:
             case CommandKind.UPDATE_CUSTOMER:
                 customer_id = int(body.pop("customer_id"))
                 return self.api.update_customer(customer_id, body)
-            case CommandKind.CREATE_INVOICE | CommandKind.CREATE_CREDIT_NOTE:
+            case CommandKind.CREATE_INVOICE | CommandKind.PARTIAL_CREDIT_NOTE:
                 return self.api.create_invoice(
                     {**body, "api_id": api_id, "api_custom": key},
                     draft=bool(c.meta.get("draft", False)),
                 )
-            case CommandKind.REFUND_INVOICE:
+            case CommandKind.FULL_CREDIT_NOTE:
                 invoice_id = int(body["invoice_id"])
                 return self.api.refund_invoice(invoice_id, api_id=api_id, api_custom=key)
-            case CommandKind.RECORD_PAYMENT:
+            case CommandKind.CREATE_SETTLEMENT:
                 return self.api.create_settlement(int(body["invoice_id"]), body)
             case CommandKind.SEND_EMAIL:
                 bill_id = int(body.pop("bill_id", None) or body.pop("invoice_id"))

@@ -79,7 +79,7 @@ def enqueue(
     commands: Iterable[Command],
     *,
     now: datetime,
-    event_id: int | None = None,
+    inbox_event_id: int | None = None,
 ) -> Enqueued:
     """Store ``commands`` in the caller's transaction; a key already stored is left as it is."""
     dialect = session.get_bind().dialect.name
@@ -104,7 +104,7 @@ def enqueue(
                 refs=dict(command.refs),
                 meta=jsonable(command.meta),
                 credit_of=_credit_of(command),
-                event_id=event_id,
+                inbox_event_id=inbox_event_id,
                 status=status,
                 priority=int(command.priority),
                 attempts=0,

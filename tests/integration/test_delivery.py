@@ -239,7 +239,7 @@ def test_a_customer_update_goes_to_the_bound_customer_or_is_cancelled(db_url: st
 def test_a_credit_note_takes_fields_of_its_invoice_result(db_url: str) -> None:
     clock, api = Clock(), FakeApi()
     note = Command(
-        CommandKind.CREATE_CREDIT_NOTE,
+        CommandKind.PARTIAL_CREDIT_NOTE,
         "credit:test:1",
         payload={
             "information": "Avoir sur la facture {}",
@@ -265,7 +265,7 @@ def test_a_credit_note_takes_fields_of_its_invoice_result(db_url: str) -> None:
 def test_a_settlement_whose_answer_was_lost_is_found_on_its_invoice(db_url: str) -> None:
     clock, api = Clock(), FakeApi()
     payment = Command(
-        CommandKind.RECORD_PAYMENT,
+        CommandKind.CREATE_SETTLEMENT,
         "payment:test:1",
         payload={
             "total": "12.00",
@@ -315,7 +315,7 @@ def test_an_email_whose_outcome_is_unknown_is_not_sent_again(db_url: str) -> Non
 
 
 def _credit(kind: CommandKind, key: str, order: int) -> Command:
-    partial = kind is CommandKind.CREATE_CREDIT_NOTE
+    partial = kind is CommandKind.PARTIAL_CREDIT_NOTE
     return Command(
         kind,
         key,
@@ -335,10 +335,10 @@ def _credit(kind: CommandKind, key: str, order: int) -> Command:
 
 def test_an_invoice_is_never_credited_beyond_what_was_paid(db_url: str) -> None:
     clock, api = Clock(), FakeApi()
-    cancelled = _credit(CommandKind.REFUND_INVOICE, "cancel:test:1", 1)  # order cancelled: full
-    refunded = _credit(CommandKind.REFUND_INVOICE, "refund:test:r1", 1)  # then refunded as well
-    partial = _credit(CommandKind.CREATE_CREDIT_NOTE, "refund:test:r2", 2)  # a partial refund
-    full_after_partial = _credit(CommandKind.REFUND_INVOICE, "refund:test:r3", 2)
+    cancelled = _credit(CommandKind.FULL_CREDIT_NOTE, "cancel:test:1", 1)  # order cancelled: full
+    refunded = _credit(CommandKind.FULL_CREDIT_NOTE, "refund:test:r1", 1)  # then refunded as well
+    partial = _credit(CommandKind.PARTIAL_CREDIT_NOTE, "refund:test:r2", 2)  # a partial refund
+    full_after_partial = _credit(CommandKind.FULL_CREDIT_NOTE, "refund:test:r3", 2)
     with runtime_for(db_url) as runtime:
         put(runtime, [*sale(1, "cus_a", "10.00"), *sale(2, "cus_a", "10.00")], clock())
         put(runtime, [cancelled, partial], clock())
@@ -387,8 +387,8 @@ def test_an_unknown_outcome_waits_for_the_server_to_settle_before_the_lookup(db_
 
 def test_a_credit_waits_while_another_credit_of_its_invoice_is_unsettled(db_url: str) -> None:
     clock, api = Clock(), FakeApi()
-    cancelled = _credit(CommandKind.REFUND_INVOICE, "cancel:test:1", 1)
-    refunded = _credit(CommandKind.CREATE_CREDIT_NOTE, "refund:test:r1", 1)
+    cancelled = _credit(CommandKind.FULL_CREDIT_NOTE, "cancel:test:1", 1)
+    refunded = _credit(CommandKind.PARTIAL_CREDIT_NOTE, "refund:test:r1", 1)
     with runtime_for(db_url) as runtime:
         put(runtime, sale(1, "cus_a", "10.00"), clock())
         worker = worker_for(runtime, api, clock)

@@ -94,7 +94,7 @@ def test_a_valid_stripe_event_is_stored_raw_then_acknowledged(client: TestClient
         "invoice.paid",
     )
     assert row.status == EventStatus.RECEIVED
-    assert row.id == answer.json()["inbox_id"]
+    assert row.id == answer.json()["inbox_event_id"]
 
 
 def test_a_duplicate_is_acknowledged_and_stores_nothing_new(client: TestClient) -> None:
@@ -372,7 +372,7 @@ def test_identical_deliveries_racing_in_threads_make_exactly_one_row(db_url: str
     try:
         assert len(results) == threads
         assert sum(not r.duplicate for r in results) == 1
-        assert len({r.inbox_id for r in results}) == 1
+        assert len({r.inbox_event_id for r in results}) == 1
         with engine.connect() as conn:
             count = conn.execute(select(func.count()).select_from(InboxEvent)).scalar()
         assert count == 1

@@ -44,9 +44,9 @@ def test_concurrent_stores_are_committed_in_batches_with_duplicates_resolved(
     results = asyncio.run(burst())
     assert sum(not r.duplicate for r in results) == 150
     assert sum(r.duplicate for r in results) == 50
-    by_id = {i: r.inbox_id for i, r in zip(sent, results, strict=True) if not r.duplicate}
+    by_id = {i: r.inbox_event_id for i, r in zip(sent, results, strict=True) if not r.duplicate}
     for event_id, result in zip(sent, results, strict=True):
-        assert result.inbox_id == by_id[event_id]
+        assert result.inbox_event_id == by_id[event_id]
     assert _count(engine) == 150
 
 
@@ -54,8 +54,8 @@ def test_store_many_keeps_order_and_reports_existing_rows(inbox: Inbox) -> None:
     old = inbox.store(_entry("evt_old").delivery, EventStatus.IGNORED, "no mapping")
     results = inbox.store_many([_entry("evt_new"), _entry("evt_old"), _entry("evt_new")])
     assert [r.duplicate for r in results] == [False, True, True]
-    assert results[1] == Stored(old.inbox_id, EventStatus.IGNORED, duplicate=True)
-    assert results[0].inbox_id == results[2].inbox_id != old.inbox_id
+    assert results[1] == Stored(old.inbox_event_id, EventStatus.IGNORED, duplicate=True)
+    assert results[0].inbox_event_id == results[2].inbox_event_id != old.inbox_event_id
 
 
 def test_an_entry_the_database_refuses_fails_alone(pg_url: str) -> None:

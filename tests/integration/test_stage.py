@@ -119,7 +119,7 @@ def test_the_built_in_mappings_turn_a_stored_stripe_event_into_commands(db_url: 
     assert rows[1].idempotency_key == "stripe:invoice:in_000000000000000000000000"
     assert rows[1].refs == {"customer_id": rows[0].idempotency_key}
     assert rows[1].meta["expected_total_with_vat"] == "20.00"
-    assert all(r.event_id == event.id for r in rows)
+    assert all(r.inbox_event_id == event.id for r in rows)
 
 
 class StripeDownError(Exception):

@@ -75,7 +75,7 @@ def refund(order: int) -> list[Command]:
     """A full refund of an order: a credit note that waits for the order's invoice."""
     return [
         Command(
-            CommandKind.REFUND_INVOICE,
+            CommandKind.FULL_CREDIT_NOTE,
             refund_key(order),
             payload={"invoice_id": None},
             refs={"invoice_id": invoice_key(order)},

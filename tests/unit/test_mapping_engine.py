@@ -168,7 +168,7 @@ def test_full_refund_of_an_invoice_payment_is_a_full_credit_note(mapper: Mapping
     payload = parse_json((FIXTURES / "stripe" / "event_charge.refunded.json").read_bytes())
     payload["data"]["object"]["invoice"] = "in_42"
     (command,) = mapper.map_event(stripe_event(payload)).commands
-    assert command.kind is CommandKind.REFUND_INVOICE
+    assert command.kind is CommandKind.FULL_CREDIT_NOTE
     assert command.key == "stripe:refund:re_000000000000000000000000"
     assert command.refs == {"invoice_id": "stripe:invoice:in_42"}
 

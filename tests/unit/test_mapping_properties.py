@@ -256,7 +256,7 @@ def test_shopify_credit_note_equals_amount_and_vat_refunded(
         assert outcome.skipped is not None
         return
     (credit,) = outcome.commands
-    assert credit.kind is CommandKind.CREATE_CREDIT_NOTE
+    assert credit.kind is CommandKind.PARTIAL_CREDIT_NOTE
     totals = compute_totals(credit.payload["items"])
     assert totals.total_with_vat == -refunded
     assert totals.total_vat == -refunded_tax

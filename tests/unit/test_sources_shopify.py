@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bridge.inbound.events import Source
-from bridge.inbound.sources import RejectedError
+from bridge.inbound.sources import WebhookRejectedError
 from bridge.inbound.sources import shopify as source
 from tests.support.webhooks import SHOP, ShopifyDelivery, fixture_bytes, vectors
 
@@ -43,7 +43,7 @@ def test_tampered_body_wrong_secret_and_garbage_are_rejected(vector: dict[str, A
         (body, VECTORS["negative_cases"][0]["header"], [vector["secret"]]),
         (body, "é" + header, [vector["secret"]]),
     ]:
-        with pytest.raises(RejectedError, match="invalid X-Shopify-Hmac-Sha256") as info:
+        with pytest.raises(WebhookRejectedError, match="invalid X-Shopify-Hmac-Sha256") as info:
             source.verify(bad_body, bad_header, secrets)
         assert info.value.status_code == 400
 
@@ -56,9 +56,9 @@ def test_any_configured_secret_verifies_during_a_rotation() -> None:
 
 
 def test_missing_header_and_no_secret() -> None:
-    with pytest.raises(RejectedError, match="missing X-Shopify-Hmac-Sha256"):
+    with pytest.raises(WebhookRejectedError, match="missing X-Shopify-Hmac-Sha256"):
         source.verify(b"{}", None, ["API_SECRET_KEY"])
-    with pytest.raises(RejectedError) as info:
+    with pytest.raises(WebhookRejectedError) as info:
         source.verify(b"{}", "+ihUB5l+D7QrohDEi/6NcBcJRyKssyWqos13LmnsBbs=", [])
     assert info.value.status_code == 503
 
@@ -69,7 +69,7 @@ def test_kept_headers_are_lower_cased_and_others_dropped() -> None:
     kept = source.kept_headers(headers)
     assert set(kept) == set(source.KEPT_HEADERS)
     assert kept["x-shopify-shop-domain"] == SHOP
-    with pytest.raises(RejectedError, match="malformed X-Shopify-Topic"):
+    with pytest.raises(WebhookRejectedError, match="malformed X-Shopify-Topic"):
         source.kept_headers({"x-shopify-topic": "a" * 300})
 
 
@@ -77,9 +77,9 @@ def test_event_id_is_the_dedup_key_falling_back_to_the_webhook_id() -> None:
     kept = {"x-shopify-topic": "orders/paid", "x-shopify-webhook-id": "w1"}
     assert source.delivery(b"{}", kept).event_id == "w1"
     assert source.delivery(b"{}", {**kept, "x-shopify-event-id": "e1"}).event_id == "e1"
-    with pytest.raises(RejectedError, match="missing X-Shopify-Topic"):
+    with pytest.raises(WebhookRejectedError, match="missing X-Shopify-Topic"):
         source.delivery(b"{}", {"x-shopify-webhook-id": "w1"})
-    with pytest.raises(RejectedError, match="Event-Id and X-Shopify-Webhook-Id"):
+    with pytest.raises(WebhookRejectedError, match="Event-Id and X-Shopify-Webhook-Id"):
         source.delivery(b"{}", {"x-shopify-topic": "orders/paid"})
 
 
@@ -87,7 +87,7 @@ def test_shop_allow_list() -> None:
     source.check_shop({"x-shopify-shop-domain": SHOP.upper()}, frozenset({SHOP}))
     source.check_shop({}, frozenset())
     for kept in ({"x-shopify-shop-domain": "other.myshopify.com"}, {}):
-        with pytest.raises(RejectedError, match="SHOPIFY_SHOP_DOMAINS") as info:
+        with pytest.raises(WebhookRejectedError, match="SHOPIFY_SHOP_DOMAINS") as info:
             source.check_shop(kept, frozenset({SHOP}))
         assert info.value.status_code == 403
 
@@ -111,7 +111,7 @@ def test_a_body_that_is_not_an_object_is_a_failed_delivery() -> None:
 def test_ids_beyond_2_pow_53_stay_exact(name: str) -> None:
     body = fixture_bytes(f"shopify/{name}")
     headers = {"x-shopify-topic": "orders/paid", "x-shopify-event-id": "e1", "x-other": "x"}
-    event = source.parse(body, headers, datetime.now(UTC), inbox_id=3)
+    event = source.parse(body, headers, datetime.now(UTC), inbox_event_id=3)
     assert event.headers == {"x-shopify-topic": "orders/paid", "x-shopify-event-id": "e1"}
     big = [int(m) for m in re.findall(rb"\b\d{16,19}\b", body) if int(m) > 2**53]
     assert big, "the fixture has ids beyond 2**53"

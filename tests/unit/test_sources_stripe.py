@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bridge.inbound.events import Source
-from bridge.inbound.sources import RejectedError
+from bridge.inbound.sources import WebhookRejectedError
 from bridge.inbound.sources import stripe as source
 from tests.support.webhooks import STRIPE_SECRET, fixture_bytes, stripe_header, vectors
 
@@ -39,7 +39,7 @@ def test_published_vectors_verify_at_their_time(vector: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vector", VECTORS["vectors"], ids=lambda v: v["name"])
 def test_a_tampered_body_is_rejected(vector: dict[str, Any]) -> None:
     body = _vector_body(vector).replace(b"evt_", b"evt_X", 1)
-    with pytest.raises(RejectedError) as info:
+    with pytest.raises(WebhookRejectedError) as info:
         source.verify(body, vector["header"], [vector["secret"]], tolerance=300, now=SIGNED_AT)
     assert info.value.status_code == 400
     assert "no signatures found matching" in info.value.reason.lower()
@@ -47,7 +47,7 @@ def test_a_tampered_body_is_rejected(vector: dict[str, Any]) -> None:
 
 def test_the_wrong_secret_is_rejected() -> None:
     vector = VECTORS["vectors"][0]
-    with pytest.raises(RejectedError, match="invalid Stripe-Signature"):
+    with pytest.raises(WebhookRejectedError, match="invalid Stripe-Signature"):
         source.verify(
             _vector_body(vector), vector["header"], ["whsec_other"], tolerance=300, now=SIGNED_AT
         )
@@ -65,7 +65,7 @@ def test_any_configured_secret_verifies_during_a_rotation() -> None:
 @pytest.mark.parametrize("offset", [301, -301, 86_400])
 def test_a_timestamp_outside_the_tolerance_is_rejected(offset: int) -> None:
     vector = VECTORS["vectors"][0]
-    with pytest.raises(RejectedError, match="outside the 300 s tolerance"):
+    with pytest.raises(WebhookRejectedError, match="outside the 300 s tolerance"):
         source.verify(
             _vector_body(vector),
             vector["header"],
@@ -78,7 +78,7 @@ def test_a_timestamp_outside_the_tolerance_is_rejected(offset: int) -> None:
 def test_the_system_clock_is_used_by_default() -> None:
     body = fixture_bytes("stripe/event_invoice.paid.json")
     source.verify(body, stripe_header(body), [STRIPE_SECRET], tolerance=300)
-    with pytest.raises(RejectedError, match="tolerance"):
+    with pytest.raises(WebhookRejectedError, match="tolerance"):
         source.verify(
             body, stripe_header(body, timestamp=SIGNED_AT), [STRIPE_SECRET], tolerance=300
         )
@@ -91,25 +91,25 @@ def test_the_system_clock_is_used_by_default() -> None:
 )
 def test_stripe_pythons_negative_cases(case: dict[str, Any], expected: str) -> None:
     body = _vector_body(VECTORS["vectors"][0])
-    with pytest.raises(RejectedError) as info:
+    with pytest.raises(WebhookRejectedError) as info:
         source.verify(body, case["header"], [STRIPE_SECRET], tolerance=300, now=SIGNED_AT)
     assert expected in info.value.reason
 
 
 def test_missing_header_non_utf8_body_and_no_secret() -> None:
     body = fixture_bytes("stripe/event_invoice.paid.json")
-    with pytest.raises(RejectedError, match="missing Stripe-Signature"):
+    with pytest.raises(WebhookRejectedError, match="missing Stripe-Signature"):
         source.verify(body, None, [STRIPE_SECRET], tolerance=300)
-    with pytest.raises(RejectedError, match="not UTF-8"):
+    with pytest.raises(WebhookRejectedError, match="not UTF-8"):
         source.verify(b"\xff\xfe", stripe_header(body), [STRIPE_SECRET], tolerance=300)
-    with pytest.raises(RejectedError) as info:
+    with pytest.raises(WebhookRejectedError) as info:
         source.verify(body, stripe_header(body), [], tolerance=300)
     assert info.value.status_code == 503
 
 
 def test_the_rejection_reason_never_carries_the_secret_or_the_signature() -> None:
     vector = VECTORS["vectors"][0]
-    with pytest.raises(RejectedError) as info:
+    with pytest.raises(WebhookRejectedError) as info:
         source.verify(b"{}", vector["header"], [vector["secret"]], tolerance=300, now=SIGNED_AT)
     assert vector["secret"] not in info.value.reason
     assert vector["expected_v1"] not in info.value.reason
@@ -151,9 +151,9 @@ def test_an_unreadable_body_becomes_a_failed_delivery_keyed_by_its_hash(
 def test_parse_gives_the_inbound_event_with_exact_amounts() -> None:
     body = fixture_bytes("stripe/event_invoice.paid.json")
     now = datetime.now(UTC)
-    event = source.parse(body, now, inbox_id=7)
+    event = source.parse(body, now, inbox_event_id=7)
     assert event.event_type == "invoice.paid"
-    assert event.inbox_id == 7
+    assert event.inbox_event_id == 7
     assert isinstance(event.payload["data"]["object"]["amount_paid"], int)
     with pytest.raises(ValueError, match="Expecting"):
         source.parse(b"{", now)
@@ -171,6 +171,6 @@ def _walk(value: Any) -> list[Any]:
 
 
 def test_a_non_ascii_signature_header_is_a_400_not_a_crash() -> None:
-    with pytest.raises(RejectedError, match="not ASCII") as info:
+    with pytest.raises(WebhookRejectedError, match="not ASCII") as info:
         source.verify(b"{}", "t=1700000000,v1=\u00e9", ("whsec_x",), tolerance=300)
     assert info.value.status_code == 400

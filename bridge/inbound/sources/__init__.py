@@ -2,7 +2,7 @@
 
 Each source module offers the same three steps:
 
-- ``verify(...)`` checks the signature on the raw bytes and raises :class:`RejectedError` if it fails;
+- ``verify(...)`` checks the signature on the raw bytes and raises :class:`WebhookRejectedError` if it fails;
 - ``delivery(...)`` reads what the inbox needs to store the delivery (dedup key, type, kept headers),
   never raising for a bad body: a correctly signed body that can't be parsed is kept, as failed;
 - ``parse(...)`` turns a stored body into the :class:`bridge.inbound.events.InboundEvent` the mapping reads.
@@ -20,7 +20,7 @@ MAX_KEY_LENGTH = 255  # inbox_events.event_id and event_type are VARCHAR(255)
 UNKNOWN_TYPE = "unknown"
 
 
-class RejectedError(Exception):
+class WebhookRejectedError(Exception):
     """The delivery is refused and nothing is stored. ``reason`` is safe to log and to answer.
 
     ``status_code`` is 400 for a missing or invalid signature or malformed required headers,

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from bridge.inbound.events import InboundEvent, Source, parse_json
-from bridge.inbound.sources import Delivery, RejectedError, clean_key
+from bridge.inbound.sources import Delivery, WebhookRejectedError, clean_key
 
 HMAC_HEADER = "x-shopify-hmac-sha256"
 TOPIC = "x-shopify-topic"
@@ -38,16 +38,16 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def verify(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
-    """Raise :class:`RejectedError` unless ``header`` is the HMAC of ``body`` under one of ``secrets``.
+    """Raise :class:`WebhookRejectedError` unless ``header`` is the HMAC of ``body`` under one of ``secrets``.
 
     Every secret is tried, whatever matched, so the time taken says nothing about which one did.
     """
     if not secrets:
-        raise RejectedError(
+        raise WebhookRejectedError(
             "no Shopify webhook secret is configured (SHOPIFY_WEBHOOK_SECRETS)", 503
         )
     if not header:
-        raise RejectedError("missing X-Shopify-Hmac-Sha256 header")
+        raise WebhookRejectedError("missing X-Shopify-Hmac-Sha256 header")
     # Starlette decodes header values as latin-1: encoding back gives the bytes as sent.
     received = header.strip().encode("latin-1", "replace")
     matched = False
@@ -55,29 +55,29 @@ def verify(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
         expected = sign(body, secret).encode("ascii")
         matched |= hmac.compare_digest(expected, received)
     if not matched:
-        raise RejectedError("invalid X-Shopify-Hmac-Sha256")
+        raise WebhookRejectedError("invalid X-Shopify-Hmac-Sha256")
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The ``X-Shopify-*`` headers the inbox keeps, lower-cased; raise :class:`RejectedError` if absurd."""
+    """The ``X-Shopify-*`` headers the inbox keeps, lower-cased; raise :class:`WebhookRejectedError` if absurd."""
     kept: dict[str, str] = {}
     for name in KEPT_HEADERS:
         value = headers.get(name)
         if value is None:
             continue
         if clean_key(value) is None or len(value) > MAX_HEADER_LENGTH:
-            raise RejectedError(f"malformed {_display(name)} header")
+            raise WebhookRejectedError(f"malformed {_display(name)} header")
         kept[name] = value
     return kept
 
 
 def check_shop(kept: Mapping[str, str], allowed: Collection[str]) -> None:
-    """Raise :class:`RejectedError` (403) if an allow-list is set and the shop isn't on it."""
+    """Raise :class:`WebhookRejectedError` (403) if an allow-list is set and the shop isn't on it."""
     if not allowed:
         return
     domain = kept.get(SHOP_DOMAIN, "").lower()
     if domain not in allowed:
-        raise RejectedError(
+        raise WebhookRejectedError(
             f"shop domain {domain or '(none)'!r} is not in SHOPIFY_SHOP_DOMAINS", 403
         )
 
@@ -85,15 +85,15 @@ def check_shop(kept: Mapping[str, str], allowed: Collection[str]) -> None:
 def delivery(body: bytes, kept: Mapping[str, str]) -> Delivery:
     """What to store for a verified body with its kept headers.
 
-    Raises :class:`RejectedError` when the topic or both ids are missing (no Shopify delivery lacks
+    Raises :class:`WebhookRejectedError` when the topic or both ids are missing (no Shopify delivery lacks
     them); a body that isn't a JSON object is kept, as failed.
     """
     topic = kept.get(TOPIC)
     if topic is None:
-        raise RejectedError("missing X-Shopify-Topic header")
+        raise WebhookRejectedError("missing X-Shopify-Topic header")
     event_id = kept.get(EVENT_ID) or kept.get(WEBHOOK_ID)
     if event_id is None:
-        raise RejectedError("missing X-Shopify-Event-Id and X-Shopify-Webhook-Id headers")
+        raise WebhookRejectedError("missing X-Shopify-Event-Id and X-Shopify-Webhook-Id headers")
     parse_error = None
     try:
         payload: Any = parse_json(body)
@@ -109,7 +109,7 @@ def parse(
     body: bytes,
     headers: Mapping[str, str],
     received_at: datetime,
-    inbox_id: int | None = None,
+    inbox_event_id: int | None = None,
 ) -> InboundEvent:
     """The stored body and headers as an :class:`InboundEvent`; ``ValueError`` if unusable.
 
@@ -129,7 +129,7 @@ def parse(
         payload=payload,
         received_at=received_at,
         headers={k: v for k, v in headers.items() if k in KEPT_HEADERS},
-        inbox_id=inbox_id,
+        inbox_event_id=inbox_event_id,
     )
 
 

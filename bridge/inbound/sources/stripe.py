@@ -20,7 +20,7 @@ from typing import Any
 import stripe
 
 from bridge.inbound.events import InboundEvent, Source, parse_json
-from bridge.inbound.sources import UNKNOWN_TYPE, Delivery, RejectedError, body_key, clean_key
+from bridge.inbound.sources import UNKNOWN_TYPE, Delivery, WebhookRejectedError, body_key, clean_key
 
 SIGNATURE_HEADER = "stripe-signature"
 
@@ -42,21 +42,23 @@ def verify(
     tolerance: int,
     now: float | None = None,
 ) -> None:
-    """Raise :class:`RejectedError` unless ``header`` signs ``body`` with one of ``secrets``, recently.
+    """Raise :class:`WebhookRejectedError` unless ``header`` signs ``body`` with one of ``secrets``, recently.
 
     ``now`` (Unix seconds) defaults to the system clock; the signed timestamp must be within
     ``tolerance`` seconds of it, either way.
     """
     if not secrets:
-        raise RejectedError("no Stripe webhook secret is configured (STRIPE_WEBHOOK_SECRETS)", 503)
+        raise WebhookRejectedError(
+            "no Stripe webhook secret is configured (STRIPE_WEBHOOK_SECRETS)", 503
+        )
     if not header:
-        raise RejectedError("missing Stripe-Signature header")
+        raise WebhookRejectedError("missing Stripe-Signature header")
     if not header.isascii():  # the stripe library's compare_digest raises TypeError on these
-        raise RejectedError("invalid Stripe-Signature: not ASCII")
+        raise WebhookRejectedError("invalid Stripe-Signature: not ASCII")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise RejectedError(
+        raise WebhookRejectedError(
             "body is not UTF-8 text, so it can't carry a Stripe signature"
         ) from None
     reason = "invalid Stripe-Signature"
@@ -68,11 +70,13 @@ def verify(
             continue
         break
     else:
-        raise RejectedError(reason)
+        raise WebhookRejectedError(reason)
     signed_at = _timestamp(header)
     current = time.time() if now is None else now
     if signed_at is None or abs(current - signed_at) > tolerance:
-        raise RejectedError(f"Stripe-Signature timestamp outside the {tolerance} s tolerance")
+        raise WebhookRejectedError(
+            f"Stripe-Signature timestamp outside the {tolerance} s tolerance"
+        )
 
 
 def delivery(body: bytes) -> Delivery:
@@ -110,7 +114,7 @@ def delivery(body: bytes) -> Delivery:
     )
 
 
-def parse(body: bytes, received_at: datetime, inbox_id: int | None = None) -> InboundEvent:
+def parse(body: bytes, received_at: datetime, inbox_event_id: int | None = None) -> InboundEvent:
     """The stored body as an :class:`InboundEvent`. Raises ``ValueError`` if it isn't an event."""
     payload = parse_json(body)
     if not isinstance(payload, dict):
@@ -124,5 +128,5 @@ def parse(body: bytes, received_at: datetime, inbox_id: int | None = None) -> In
         event_type=event_type,
         payload=payload,
         received_at=received_at,
-        inbox_id=inbox_id,
+        inbox_event_id=inbox_event_id,
     )
