@@ -29,7 +29,7 @@ from bridge.inbound.sources import shopify as shopify_source
 from bridge.inbound.sources import stripe as stripe_source
 from bridge.logging import get_logger
 from bridge.outbox.commands import Command
-from bridge.outbox.queue import enqueue
+from bridge.outbox.enqueue import enqueue
 
 log = get_logger("bridge.mapping.stage")
 

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from bridge.db.models import CommandStatus, utcnow
 from bridge.facturation.errors import (
@@ -44,39 +44,15 @@ from bridge.facturation.errors import (
     RejectedError,
     RetryableError,
 )
+from bridge.facturation.protocol import ApiAnswer, FacturationApi, Resource
 from bridge.logging import get_logger
 from bridge.outbox.commands import CommandKind, api_id_for
+from bridge.outbox.credit_policy import CREDIT_KINDS, CreditAction, decide_credit
 from bridge.outbox.queue import Claimed, LeaseLostError, Outbox
 from bridge.outbox.quota import QuotaLimiter
 from bridge.outbox.retry import Action, RetryPolicy
 
 log = get_logger("bridge.outbox.delivery")
-
-Resource = Literal["customers", "invoices"]
-
-
-class ApiAnswer(Protocol):
-    """What the client returns for a successful call (``bridge.facturation.client.ApiResult``)."""
-
-    @property
-    def status(self) -> int: ...
-    @property
-    def data(self) -> Any: ...
-    @property
-    def rate(self) -> RateInfo: ...
-
-
-class FacturationApi(Protocol):
-    """The part of ``FacturationClient`` delivery uses; tests give an in-memory fake of it."""
-
-    def create_customer(self, body: dict[str, Any]) -> ApiAnswer: ...
-    def update_customer(self, customer_id: int, body: dict[str, Any]) -> ApiAnswer: ...
-    def create_invoice(self, body: dict[str, Any], *, draft: bool = False) -> ApiAnswer: ...
-    def get_invoice(self, invoice_id: int) -> ApiAnswer: ...
-    def refund_invoice(self, invoice_id: int, *, api_id: int, api_custom: str) -> ApiAnswer: ...
-    def create_settlement(self, invoice_id: int, body: dict[str, Any]) -> ApiAnswer: ...
-    def send_email(self, bill_id: int, body: dict[str, Any] | None = None) -> ApiAnswer: ...
-    def find_by_api_id(self, resource: Resource, api_id: int) -> dict[str, Any] | None: ...
 
 
 class Outcome(enum.StrEnum):
@@ -99,7 +75,6 @@ _CREATES: dict[CommandKind, Resource] = {
     CommandKind.FULL_CREDIT_NOTE: "invoices",
 }
 _TOTAL_CHECKED = {CommandKind.CREATE_INVOICE, CommandKind.PARTIAL_CREDIT_NOTE}
-_CREDITS = {CommandKind.FULL_CREDIT_NOTE, CommandKind.PARTIAL_CREDIT_NOTE}
 
 
 class _AttemptEndedError(Exception):
@@ -184,46 +159,36 @@ class Deliverer:
         return self._done(c, _id_of(data), data)
 
     def _over_credit(self, c: Claimed) -> Outcome | None:
-        """Never credit an invoice beyond what was paid.
-
-        Two sources can credit one sale (a Shopify cancellation credited in full, then a refund of
-        the same order): after a full credit note, any further credit is cancelled; a full credit
-        note after partial ones would over-credit, so it goes dead for a human to settle. While
-        another credit note of the invoice is unsettled (in flight, or its outcome unknown), this
-        one waits, so that two workers can't both decide before either is recorded.
-        """
+        """Apply :func:`decide_credit`: ``None`` when the credit note may be sent."""
         credit_of = c.meta.get("credit_of")
-        if c.kind not in _CREDITS or not credit_of:
+        if c.kind not in CREDIT_KINDS or not credit_of:
             return None
         siblings = self.outbox.credit_siblings(str(credit_of), exclude_id=c.id)
-        full = [s.key for s in siblings if s.done and s.kind is CommandKind.FULL_CREDIT_NOTE]
-        if full:
-            reason = f"{credit_of} is already fully credited by {full[0]}"
-            self.outbox.cancel(c, reason=reason)
-            log.warning("delivery.cancelled", command_id=c.id, key=c.key, reason=reason)
-            return Outcome.CANCELLED
-        unsettled = [s.key for s in siblings if not s.done]
-        if unsettled:
-            wait = self.rng.uniform(1.0, 5.0)  # jittered, so two waiting credits don't meet again
-            error = f"waiting for {unsettled[0]}, a credit note of the same invoice, to settle"
-            self.outbox.retry_later(
-                c,
-                wait_s=wait,
-                error=error,
-                consume_attempt=False,
-                outcome_unknown=c.outcome_unknown,
-            )
-            log.info("delivery.credit_waits", command_id=c.id, key=c.key, wait_s=round(wait, 3))
-            return Outcome.RETRY
-        partial = [s.key for s in siblings if s.done]
-        if c.kind is CommandKind.FULL_CREDIT_NOTE and partial:
-            error = (
-                f"{credit_of} is already partly credited by {', '.join(partial)}: "
-                "a full credit note would credit more than was paid; credit the rest by hand"
-            )
-            self.outbox.kill(c, error=error)
-            log.error("delivery.dead", command_id=c.id, key=c.key, error=error)
-            return Outcome.DEAD
+        decision = decide_credit(c.kind, str(credit_of), siblings)
+        match decision.action:
+            case CreditAction.CANCEL:
+                self.outbox.cancel(c, reason=decision.reason)
+                log.warning(
+                    "delivery.cancelled", command_id=c.id, key=c.key, reason=decision.reason
+                )
+                return Outcome.CANCELLED
+            case CreditAction.WAIT:
+                wait = self.rng.uniform(
+                    1.0, 5.0
+                )  # jittered, so two waiting credits don't meet again
+                self.outbox.retry_later(
+                    c,
+                    wait_s=wait,
+                    error=decision.reason,
+                    consume_attempt=False,
+                    outcome_unknown=c.outcome_unknown,
+                )
+                log.info("delivery.credit_waits", command_id=c.id, key=c.key, wait_s=round(wait, 3))
+                return Outcome.RETRY
+            case CreditAction.DEAD:
+                self.outbox.kill(c, error=decision.reason)
+                log.error("delivery.dead", command_id=c.id, key=c.key, error=decision.reason)
+                return Outcome.DEAD
         return None
 
     def _resolve(self, c: Claimed) -> dict[str, Any]:

@@ -8,9 +8,7 @@ Life of a command (``CommandStatus``)::
        └──lease expired───┘ └──400/422, out of time──> dead (error kept; an operator may retry)
     cancelled: never needed (``only_if_refs_exist`` and the referenced command does not exist)
 
-- **Enqueue** is ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING``: mapping the same sale twice
-  adds nothing. Dependencies are stored by *key*, since the command depended on may not exist yet
-  (a refund that arrives before its order waits for the order's invoice).
+- **Enqueue** (:mod:`bridge.outbox.enqueue`) stores a command once under its key.
 - **Claim** is one ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``: due
   (pending and its time has come, or in flight with an expired lease), every dependency done, live
   before backfill. It sets ``in_flight``, the lease, ``leased_by`` and ``lease_token + 1``. On
@@ -23,10 +21,9 @@ Life of a command (``CommandStatus``)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Table, and_, exists, func, or_, select, update
@@ -41,7 +38,9 @@ from bridge.db.models import (
     utcnow,
 )
 from bridge.logging import get_logger
-from bridge.outbox.commands import Command, CommandKind
+from bridge.outbox.commands import CommandKind
+from bridge.outbox.credit_policy import CreditSibling
+from bridge.outbox.enqueue import jsonable
 from bridge.outbox.pause import pause
 from bridge.outbox.quota import QuotaLimiter
 from bridge.outbox.retry import RetryPolicy
@@ -54,97 +53,6 @@ _DEP: Table = CommandDependency.__table__  # type: ignore[assignment]  # same
 _DONE = CommandStatus.DONE.value
 _PENDING = CommandStatus.PENDING.value
 _IN_FLIGHT = CommandStatus.IN_FLIGHT.value
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with every ``Decimal`` as its exact string, for a JSON column."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Enqueued:
-    inserted: int
-    existing: int
-    cancelled: int
-
-
-def enqueue(
-    session: Session,
-    commands: Iterable[Command],
-    *,
-    now: datetime,
-    inbox_event_id: int | None = None,
-) -> Enqueued:
-    """Store ``commands`` in the caller's transaction; a key already stored is left as it is."""
-    dialect = session.get_bind().dialect.name
-    ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    inserted = existing = cancelled = 0
-    for command in commands:
-        deps = command.dependency_keys()
-        status, reason = _PENDING, None
-        if command.meta.get("only_if_refs_exist"):
-            missing = _missing_keys(
-                session, [ref.partition("#")[0] for ref in command.refs.values()]
-            )
-            if missing:
-                status = CommandStatus.CANCELLED.value
-                reason = f"skipped: referenced command(s) do not exist: {', '.join(missing)}"
-        new_id = session.execute(
-            ins(OutboxCommand)
-            .values(
-                idempotency_key=command.key,
-                kind=command.kind.value,
-                payload=jsonable(command.payload),
-                refs=dict(command.refs),
-                meta=jsonable(command.meta),
-                credit_of=_credit_of(command),
-                inbox_event_id=inbox_event_id,
-                status=status,
-                priority=int(command.priority),
-                attempts=0,
-                next_attempt_at=now,
-                lease_token=0,
-                outcome_unknown=False,
-                last_error=reason,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(OutboxCommand.id)
-        ).scalar()
-        if new_id is None:
-            existing += 1
-            continue
-        inserted += 1
-        cancelled += status == CommandStatus.CANCELLED.value
-        if deps:
-            session.execute(
-                ins(CommandDependency).on_conflict_do_nothing(),
-                [{"command_id": new_id, "depends_on_key": key} for key in deps],
-            )
-    return Enqueued(inserted, existing, cancelled)
-
-
-def _credit_of(command: Command) -> str | None:
-    credit_of = command.meta.get("credit_of")
-    return str(credit_of) if credit_of else None
-
-
-def _missing_keys(session: Session, keys: list[str]) -> list[str]:
-    if not keys:
-        return []
-    found = set(
-        session.execute(
-            select(OutboxCommand.idempotency_key).where(OutboxCommand.idempotency_key.in_(keys))
-        ).scalars()
-    )
-    return [k for k in dict.fromkeys(keys) if k not in found]
 
 
 def _unmet_dependency() -> Any:
@@ -163,15 +71,6 @@ def _unmet_dependency() -> Any:
             ),
         )
     )
-
-
-@dataclass(frozen=True, slots=True)
-class CreditSibling:
-    """Another credit note of the same invoice: done, or possibly in Facturation.pro already."""
-
-    kind: CommandKind
-    key: str
-    done: bool
 
 
 @dataclass(frozen=True, slots=True)

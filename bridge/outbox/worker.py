@@ -25,9 +25,10 @@ from datetime import datetime, timedelta
 
 from bridge.db.models import utcnow
 from bridge.facturation.errors import FacturationError
+from bridge.facturation.protocol import FacturationApi
 from bridge.logging import bound, get_logger
 from bridge.mapping.stage import Mapper, Stage
-from bridge.outbox.delivery import Deliverer, FacturationApi, Outcome
+from bridge.outbox.delivery import Deliverer, Outcome
 from bridge.outbox.pause import paused, resume
 from bridge.outbox.queue import Outbox
 from bridge.outbox.quota import QuotaLimiter, QuotaLimits
@@ -135,19 +136,13 @@ class Worker:
             if self.quota.try_acquire(session, now) > 0:
                 return
         try:
-            self.api_account()
+            self.api.account()
         except FacturationError as exc:
             log.error("delivery.still_paused", reason=reason, probe_status=exc.status)
             return
         with self.runtime.sessions.begin() as session:
             resume(session, self.clock(), by=f"probe:{self.worker_id}")
         log.warning("delivery.resumed", by="probe", worker_id=self.worker_id)
-
-    def api_account(self) -> None:
-        account = getattr(self.api, "account", None)
-        if account is None:
-            raise FacturationError("this client cannot probe the API")
-        account()
 
 
 def _load_mapper(runtime: Runtime) -> Mapper:

@@ -12,7 +12,7 @@ from bridge.config import Settings
 from bridge.db.models import OutboxCommand
 from bridge.mapping.engine import MappingEngine
 from bridge.mapping.samples import read_samples
-from bridge.outbox.queue import enqueue
+from bridge.outbox.enqueue import enqueue
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 

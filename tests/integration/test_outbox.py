@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from bridge.db.models import CommandStatus, OutboxCommand
 from bridge.outbox.commands import Command, CommandKind
-from bridge.outbox.queue import Outbox, enqueue
+from bridge.outbox.enqueue import enqueue
+from bridge.outbox.queue import Outbox
 from tests.support.outbox_kit import (
     Clock,
     customer_key,

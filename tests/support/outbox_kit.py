@@ -12,7 +12,7 @@ from typing import Any
 from bridge.config import load_settings
 from bridge.db.models import utcnow
 from bridge.outbox.commands import Command, CommandKind, Priority
-from bridge.outbox.queue import enqueue
+from bridge.outbox.enqueue import enqueue
 from bridge.outbox.worker import Worker
 from bridge.runtime import Runtime
 
