@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120.0, gt=0, alias="BRIDGE_LEASE_SECONDS")
     poll_interval: float = Field(0.2, gt=0, alias="BRIDGE_POLL_INTERVAL")
 
+    # Alerts (bridge/watch/)
+    alert_urls_raw: SecretStr = Field(SecretStr(""), alias="BRIDGE_ALERT_URLS")
+    alert_interval_seconds: float = Field(60.0, gt=0, alias="BRIDGE_ALERT_INTERVAL_SECONDS")
+    alert_repeat_seconds: float = Field(6 * 3600.0, gt=0, alias="BRIDGE_ALERT_REPEAT_SECONDS")
+    alert_backlog_seconds: float = Field(3600.0, gt=0, alias="BRIDGE_ALERT_BACKLOG_SECONDS")
+    silence_hours: float = Field(24.0, ge=0, alias="BRIDGE_SILENCE_HOURS")
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", alias="BRIDGE_LOG_LEVEL"
@@ -154,6 +161,10 @@ class Settings(BaseSettings):
     @cached_property
     def shopify_webhook_secrets(self) -> tuple[str, ...]:
         return _split_csv(self.shopify_webhook_secrets_raw.get_secret_value())
+
+    @cached_property
+    def alert_urls(self) -> tuple[str, ...]:
+        return _split_csv(self.alert_urls_raw.get_secret_value())
 
     @cached_property
     def shopify_shop_domains(self) -> frozenset[str]:

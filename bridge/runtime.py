@@ -31,6 +31,7 @@ class Runtime:
                 settings.stripe_api_key.get_secret_value(),
                 *settings.stripe_webhook_secrets,
                 *settings.shopify_webhook_secrets,
+                *settings.alert_urls,
             ]
         )
         engine = make_engine(

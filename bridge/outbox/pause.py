@@ -11,39 +11,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bridge.db.models import BridgeState
+from bridge.db.state import get_state, put_state
 
 PAUSE_KEY = "delivery_paused"
 
 
 def paused(session: Session) -> dict[str, Any] | None:
     """The pause record (``reason``, ``since``, ``by``) if delivery is paused, else ``None``."""
-    row = session.get(BridgeState, PAUSE_KEY, populate_existing=True)
-    if row is None or not row.value.get("paused"):
-        return None
-    return dict(row.value)
+    value = get_state(session, PAUSE_KEY)
+    return value if value is not None and value.get("paused") else None
 
 
 def pause(session: Session, now: datetime, *, reason: str, by: str) -> None:
-    _put(session, now, {"paused": True, "reason": reason, "since": now.isoformat(), "by": by})
+    put_state(
+        session,
+        PAUSE_KEY,
+        {"paused": True, "reason": reason, "since": now.isoformat(), "by": by},
+        now,
+    )
 
 
 def resume(session: Session, now: datetime, *, by: str) -> bool:
     """Clear the pause; ``True`` if delivery was paused."""
     was = paused(session) is not None
-    _put(session, now, {"paused": False, "resumed_at": now.isoformat(), "by": by})
+    put_state(session, PAUSE_KEY, {"paused": False, "resumed_at": now.isoformat(), "by": by}, now)
     return was
-
-
-def _put(session: Session, now: datetime, value: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    stmt = ins(BridgeState).values(key=PAUSE_KEY, value=value, updated_at=now)
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["key"], set_={"value": stmt.excluded.value, "updated_at": now}
-        )
-    )

@@ -34,6 +34,7 @@ from bridge.outbox.queue import Outbox
 from bridge.outbox.quota import QuotaLimiter, QuotaLimits
 from bridge.outbox.retry import RetryPolicy
 from bridge.runtime import Runtime
+from bridge.watch.alerts import Watch
 
 log = get_logger("bridge.outbox.worker")
 
@@ -57,6 +58,7 @@ class Worker:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         probe_seconds: float = PROBE_SECONDS,
+        watch: Watch | None = None,
     ) -> None:
         settings = runtime.settings
         self.runtime = runtime
@@ -64,6 +66,7 @@ class Worker:
         self.worker_id = worker_id
         self.clock = clock
         self.probe_every = timedelta(seconds=probe_seconds)
+        self.watch = watch
         self.outbox = Outbox(runtime.sessions, lease_seconds=settings.lease_seconds, clock=clock)
         self.quota = QuotaLimiter(QuotaLimits.from_settings(settings))
         self.stage = (
@@ -91,6 +94,8 @@ class Worker:
     def step(self) -> bool:
         """One turn; ``True`` if it did something (so the loop goes on without sleeping)."""
         staged = self.stage.run_once() if self.stage is not None else 0
+        if self.watch is not None:
+            self.watch.tick()
         now = self.clock()
         with self.runtime.sessions() as session:
             pause = paused(session)
@@ -155,11 +160,14 @@ def _load_mapper(runtime: Runtime) -> Mapper:
 def run_worker(runtime: Runtime, stop: threading.Event, worker_id: str | None = None) -> None:
     """The ``worker`` command's loop (and ``serve``'s worker thread)."""
     from bridge.facturation.client import FacturationClient
+    from bridge.watch.setup import build_watch
 
     worker_id = worker_id or default_worker_id()
     client = FacturationClient.from_settings(runtime.settings)
     try:
-        worker = Worker(runtime, client, _load_mapper(runtime), worker_id=worker_id)
+        worker = Worker(
+            runtime, client, _load_mapper(runtime), worker_id=worker_id, watch=build_watch(runtime)
+        )
         worker.run(stop, runtime.settings.poll_interval)
     finally:
         client.close()
