@@ -25,7 +25,7 @@ from bridge.inbound.events import InboundEvent
 from bridge.mapping.builders import build
 from bridge.mapping.compiled import Evaluator, ExpressionCompiler
 from bridge.mapping.enrichment import EnrichmentError, HttpStripeApi, StripeApi
-from bridge.mapping.files import all_mapping_files, file_stem
+from bridge.mapping.files import BUILTIN_DIR, BUILTIN_PACKAGE, all_mapping_files, file_stem
 from bridge.mapping.functions import FunctionError, MappingFunctions
 from bridge.mapping.spec import (
     Expr,
@@ -91,9 +91,13 @@ class MappingEngine:
         user_dir = settings.mappings_dir
         if user_dir is not None and not user_dir.is_dir():
             raise MappingConfigError(f"BRIDGE_MAPPINGS_DIR: {user_dir} is not a directory")
-        specs = {
-            key: load_spec(path, user_dir) for key, path in all_mapping_files(user_dir).items()
-        }
+        found = all_mapping_files(user_dir)
+        if not found:
+            raise MappingConfigError(
+                f"no mapping file found (built-in: {BUILTIN_DIR or BUILTIN_PACKAGE + ' not installed'}"
+                f"; BRIDGE_MAPPINGS_DIR: {user_dir or 'not set'}): every event would be ignored"
+            )
+        specs = {key: load_spec(path, user_dir) for key, path in found.items()}
         if network and stripe_api is None and settings.stripe_api_key.get_secret_value():
             stripe_api = HttpStripeApi(
                 settings.stripe_api_base, settings.stripe_api_key.get_secret_value()

@@ -135,10 +135,18 @@ def read_document(path: Path) -> dict[str, Any]:
         raw = path.read_text(encoding="utf-8")
         data = tomllib.loads(raw) if path.suffix == ".toml" else yaml.safe_load(raw)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise MappingConfigError(f"{path}: cannot read: {exc}") from None
+        raise MappingConfigError(f"{path}: cannot read: {_one_line(exc)}") from None
     if not isinstance(data, dict):
         raise MappingConfigError(f"{path}: the file must be a mapping of keys to values")
     return data
+
+
+def _one_line(exc: Exception) -> str:
+    """A read error in one line: YAML's own message spans several, with a snippet of the file."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return " ".join(str(exc).split())
 
 
 def load_spec(
