@@ -64,10 +64,9 @@ class MappingError(Exception):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Expr:
-    """A compiled JMESPath expression and where it came from (for error messages).
+    """A JMESPath expression, compiled once by ``jmespath.compile``, and where it came from.
 
-    Compared and hashed by identity (each is one place in one file): the engine keys the
-    expression's evaluator by it, and an identity hash costs nothing per evaluation.
+    Compared by identity: each is one place in one file.
     """
 
     text: str
@@ -118,15 +117,6 @@ class MappingSpec:
     rounding_title: str = "Ajustement d'arrondi"
     vat_gap_title: str = "Écart d'arrondi de TVA"
     information: str = "Avoir sur la facture n° {}"
-
-    def expressions(self) -> list[Expr]:
-        """Every expression of the file, to compile each once at load."""
-        out = [*self.exprs.values(), *self.customer_fields.values()]
-        out += [*self.invoice_fields.values(), *self.enrich.values()]
-        out += [rule.when for rule in (*self.skip, *self.fail)]
-        for group in self.lines:
-            out += [group.each, *group.exprs.values(), *group.fields.values()]
-        return out if self.obj is None else [self.obj, *out]
 
 
 def read_document(path: Path) -> dict[str, Any]:
