@@ -36,3 +36,15 @@ def test_the_built_in_mappings_are_the_top_level_folder() -> None:
     assert ("stripe", "invoice.paid") in found
     assert ("shopify", "orders_paid") in found
     assert {path.parent.parent for path in found.values()} == {REPO / "mappings"}
+
+
+def test_the_docker_image_installs_the_wheel_built_from_every_source_folder() -> None:
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    _, build, final = dockerfile.split("\nFROM ")  # comments, build stage, image stage
+    for folder in ("bridge", "facturation_sandbox", "mappings"):  # what the wheel is built from
+        assert f"COPY {folder} ./{folder}" in build
+    assert "pip wheel --no-deps --wheel-dir /dist ." in build
+    assert "COPY --from=build /dist/" in final
+    assert "pip install -c /tmp/constraints.txt /tmp/dist/*.whl" in final
+    assert " -e " not in dockerfile
+    assert "COPY bridge" not in final  # no source tree in the image
