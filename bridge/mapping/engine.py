@@ -24,10 +24,11 @@ from jmespath.visitor import TreeInterpreter
 
 from bridge.config import Settings
 from bridge.inbound.events import InboundEvent
-from bridge.mapping.builders import build
+from bridge.mapping.builders import Evaluate, build
 from bridge.mapping.enrichment import EnrichmentError, HttpStripeApi, StripeApi
 from bridge.mapping.files import BUILTIN_DIR, BUILTIN_PACKAGE, all_mapping_files, file_stem
 from bridge.mapping.functions import FunctionError, MappingFunctions
+from bridge.mapping.paths import BadValueError, event_roots, output_field
 from bridge.mapping.spec import (
     Expr,
     MappingConfigError,
@@ -127,9 +128,22 @@ class MappingEngine:
         def ev(expr: Expr, data: Any) -> Any:
             try:
                 return visit(expr.parsed.parsed, data)
-            except (JMESPathError, FunctionError, TypeError, ValueError, ArithmeticError) as exc:
+            except FunctionError as exc:
+                if exc.expected is not None and exc.has_value:
+                    raise BadValueError(expr, data, exc.expected, exc.value) from None
+                raise MappingError(f"{expr.where}: {exc}") from None
+            except (JMESPathError, TypeError, ValueError, ArithmeticError) as exc:
                 raise MappingError(f"{expr.where}: {exc}") from None
 
+        try:
+            return self._map(spec, ev, event)
+        except BadValueError as exc:  # a value of the event, not of a line: name its field and path
+            field = output_field(exc.expr)
+            raise MappingError(
+                f"{spec.path}: {exc.describe(field, event_roots(spec.obj))}"
+            ) from None
+
+    def _map(self, spec: MappingSpec, ev: Evaluate, event: InboundEvent) -> MappingOutcome:
         payload = event.payload
         obj = payload if spec.obj is None else ev(spec.obj, payload)
         if not isinstance(obj, dict):

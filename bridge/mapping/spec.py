@@ -72,6 +72,7 @@ class Expr:
     text: str
     where: str  # "mappings/stripe/invoice.paid.yaml: invoice.title"
     parsed: ParsedResult
+    key: str = ""  # "invoice.title", "lines[0].amount": the file's key that holds it
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,7 @@ class _Compiler:
         except JMESPathError as exc:
             raise self.fail(key, f"invalid expression {value!r}: {exc}") from None
         self._check_functions(key, parsed.parsed)
-        return Expr(value, f"{self.path}: {key}", parsed)
+        return Expr(value, f"{self.path}: {key}", parsed, key)
 
     def _check_functions(self, key: str, node: Any) -> None:
         if isinstance(node, dict):

@@ -124,6 +124,24 @@ def test_the_built_in_mappings_turn_a_stored_stripe_event_into_commands(db_url: 
     assert all(r.inbox_event_id == event.id for r in rows)
 
 
+def test_a_value_the_mapping_cannot_use_is_named_on_the_failed_event(db_url: str) -> None:
+    payload = json.loads(fixture_bytes("stripe/event_invoice.paid.json"))
+    payload["id"] = "evt_bad_amount"
+    payload["data"]["object"]["lines"]["data"][0]["amount"] = "20,00"
+    with runtime_for(db_url) as runtime:
+        inbox = Inbox(runtime.engine, busy_timeout=2.0)
+        _store(inbox, "evt_bad_amount", None, raw=json.dumps(payload).encode())
+        assert Stage(runtime.sessions, MappingEngine.load(load_settings())).run_once() == 1
+        row = _events(runtime)["evt_bad_amount"]
+    assert row.status == "failed"
+    reason = row.status_reason or ""
+    assert reason.startswith("MappingError: ")
+    assert reason.endswith(
+        "mappings/stripe/invoice.paid.yaml: lines[0].unit_price: expected minor units (an integer)"
+        " at data.object.lines.data[0].amount, got '20,00'"
+    ), reason
+
+
 class StripeDownError(Exception):
     retryable = True  # as the mapping engine's EnrichmentError
 
