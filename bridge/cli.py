@@ -2,7 +2,8 @@
 
 ``serve`` runs web + worker in one process on the embedded SQLite (migrating it first); ``web`` and
 ``worker`` run them apart (the Procfile's processes); ``migrate`` upgrades the schema. Configuration
-errors print one line naming the variable and exit with status 2.
+errors print one line naming the variable and exit with status 2; so do missing or invalid mapping
+files (the line names the file), for the three commands that run: ``serve``, ``web``, ``worker``.
 """
 
 from __future__ import annotations
@@ -30,12 +31,24 @@ def _settings() -> Settings:
     return settings
 
 
+def _require_mappings(settings: Settings) -> None:
+    """Refuse to start without valid mapping files: every event would be ignored, or fail."""
+    from bridge.mapping.engine import MappingConfigError, MappingEngine
+
+    try:
+        MappingEngine.load(settings, network=False)
+    except MappingConfigError as exc:
+        raise ConfigError(f"mappings: {exc}") from None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_api()
+    _require_mappings(settings)
     return _run_web(args, settings, auto_migrate=not args.no_migrate, with_worker=True)
 
 
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    _require_mappings(settings)
     return _run_web(args, settings, auto_migrate=False, with_worker=False)
 
 
@@ -66,6 +79,7 @@ def _run_web(
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings.require_api()
+    _require_mappings(settings)
     from bridge.outbox.worker import run_worker
     from bridge.runtime import Runtime
 

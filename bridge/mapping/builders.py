@@ -24,6 +24,7 @@ from bridge.mapping.functions import (
     vat,
 )
 from bridge.mapping.money import MoneyError, SaleLine, build_items
+from bridge.mapping.paths import BadValueError, event_roots, item_path, output_field
 from bridge.mapping.spec import Expr, LineSpec, MappingError, MappingSpec
 from bridge.outbox.commands import Command, CommandKind, Priority
 
@@ -45,8 +46,30 @@ def build(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
 def _text(spec: MappingSpec, ev: Evaluate, ctx: Any, name: str) -> str:
     value = ev(spec.exprs[name], ctx)
     if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
-        raise MappingError(f"{spec.exprs[name].where}: expected text, got {value!r}")
+        raise BadValueError(spec.exprs[name], ctx, "text", value)
     return str(value)
+
+
+def _amount(
+    expr: Expr | None,
+    ev: Evaluate,
+    ctx: Any,
+    default: Any = 0,
+    *,
+    required: bool = False,
+    convert: Callable[[Any], Any] = dec,
+) -> Any:
+    """``expr``'s value, converted (a Decimal by default); a bad one, or a missing ``required``
+    one, is a :class:`BadValueError` (the caller names the field and the event path)."""
+    if expr is None:
+        return convert(default)
+    value = ev(expr, ctx)
+    if value is None and required:
+        raise BadValueError(expr, ctx, "an amount", value)
+    try:
+        return convert(value)
+    except FunctionError as exc:
+        raise BadValueError(expr, ctx, exc.expected or "a decimal", value) from None
 
 
 def _fields(exprs: Mapping[str, Expr], ev: Evaluate, ctx: Any) -> dict[str, Any]:
@@ -94,7 +117,13 @@ def sale_lines(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> list[Sal
         if not isinstance(items, list):
             raise MappingError(f"{group.each.where}: expected a list, got {type(items).__name__}")
         for item in items:
-            line = _sale_line(group, ev, {**ctx, "line": item})
+            try:
+                line = _sale_line(group, ev, {**ctx, "line": item})
+            except BadValueError as exc:  # name the invoice line, its field and the event path
+                roots = event_roots(spec.obj)
+                roots["line"] = item_path(group.each, ctx, item, roots)
+                field = f"lines[{len(out)}].{output_field(exc.expr)}"
+                raise MappingError(f"{spec.path}: {exc.describe(field, roots)}") from None
             if line is not None:
                 out.append(line)
     return out
@@ -105,14 +134,12 @@ def _sale_line(group: LineSpec, ev: Evaluate, ctx: dict[str, Any]) -> SaleLine |
         expr = group.exprs.get(name)
         return default if expr is None else ev(expr, ctx)
 
-    try:
-        amount = dec(get("amount"))
-        discount = dec(get("discount", 0))
-        tax = dec(get("tax", 0))
-        quantity = dec(get("quantity", 1))
-        rate = Decimal(vat(get("rate", 0)))
-    except FunctionError as exc:
-        raise MappingError(f"{group.each.where}: {exc}") from None
+    exprs = group.exprs
+    amount = _amount(exprs["amount"], ev, ctx, required=True)
+    discount = _amount(exprs.get("discount"), ev, ctx, 0)
+    tax = _amount(exprs.get("tax"), ev, ctx, 0)
+    quantity = _amount(exprs.get("quantity"), ev, ctx, 1)
+    rate = Decimal(_amount(exprs.get("rate"), ev, ctx, 0, convert=vat))
     if quantity == 0 and amount == 0:
         return None
     gross = amount - discount if bool(get("includes_tax", False)) else amount - discount + tax
@@ -146,10 +173,7 @@ def _items(
 
 
 def _charged(spec: MappingSpec, ev: Evaluate, ctx: Any, lines: list[SaleLine]) -> Decimal:
-    try:
-        charged = dec(ev(spec.exprs["charged"], ctx))
-    except FunctionError as exc:
-        raise MappingError(f"{spec.exprs['charged'].where}: {exc}") from None
+    charged: Decimal = _amount(spec.exprs["charged"], ev, ctx, required=True)
     total = sum((line.gross for line in lines), Decimal(0))
     if total != charged:
         raise MappingError(

@@ -17,10 +17,10 @@ from typing import Any
 
 from bridge.config import Settings
 from bridge.inbound.events import InboundEvent, Source, parse_json
-from bridge.mapping.files import BUILTIN_DIR
 
 EXIT_INVALID = 1
-DEFAULT_GOLDEN_DIR = BUILTIN_DIR.parent / "tests" / "golden"
+# The repository's golden samples (absent from an installed wheel: then only the files are checked).
+DEFAULT_GOLDEN_DIR = Path(__file__).resolve().parents[2] / "tests" / "golden"
 
 
 def add_mapping_commands(sub: Any) -> None:

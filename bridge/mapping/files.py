@@ -3,13 +3,32 @@
 One file per source event type: ``mappings/stripe/invoice.paid.yaml``,
 ``mappings/shopify/orders_paid.yaml`` (a Shopify topic's ``/`` becomes ``_``). A file of the same
 name in ``BRIDGE_MAPPINGS_DIR`` overrides the built-in one and leaves the others in force.
+
+The built-in files live in the repository's top-level ``mappings/`` folder, which the wheel installs
+as the package ``bridge._builtin_mappings`` (pyproject.toml's ``package-dir``); they are found through
+:mod:`importlib.resources`, so an installed bridge reads the copy it was installed with.
 """
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent.parent / "mappings"
+BUILTIN_PACKAGE = "bridge._builtin_mappings"
+
+
+def _builtin_dir() -> Path | None:
+    """The installed built-in folder; ``None`` if it is missing (start-up then refuses to run)."""
+    try:
+        folder = files(BUILTIN_PACKAGE)
+    except ModuleNotFoundError:
+        return None
+    # A wheel is installed unpacked and an editable install maps the package onto mappings/: both
+    # give a real folder. A zipped import would not, and is not a supported way to run the bridge.
+    return folder if isinstance(folder, Path) else None
+
+
+BUILTIN_DIR = _builtin_dir()
 SUFFIXES = (".yaml", ".yml", ".toml")
 
 

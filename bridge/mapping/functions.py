@@ -64,8 +64,28 @@ INEXACT = (bool, float)
 FRENCH_VAT_RATES = tuple(Decimal(r) for r in ("0.200", "0.100", "0.085", "0.055", "0.021", "0.000"))
 
 
+_NO_VALUE: Any = object()
+
+
 class FunctionError(ValueError):
-    """A mapping function got a value it cannot convert; the engine names the file and key."""
+    """A mapping function got a value it cannot convert; the engine names the file and key.
+
+    Made with :meth:`bad_value`, it says what was ``expected`` and keeps the ``value``, so that the
+    engine can name where in the event that value was read (:mod:`bridge.mapping.paths`).
+    """
+
+    expected: str | None = None
+    value: Any = _NO_VALUE
+
+    @classmethod
+    def bad_value(cls, expected: str, value: Any) -> FunctionError:
+        error = cls(f"expected {expected}, got {value!r}")
+        error.expected, error.value = expected, value
+        return error
+
+    @property
+    def has_value(self) -> bool:
+        return self.value is not _NO_VALUE
 
 
 def currency_exponent(currency: str) -> int:
@@ -78,26 +98,32 @@ def currency_exponent(currency: str) -> int:
     return 2
 
 
-def minor(amount: Any, currency: str) -> Decimal:
-    """Minor units (Stripe's integers) to an amount: ``minor(1999, 'eur') == Decimal('19.99')``."""
+def minor(amount: Any, currency: str) -> Decimal | None:
+    """Minor units (Stripe's integers) to an amount: ``minor(1999, 'eur') == Decimal('19.99')``.
+
+    ``None`` (a missing amount) stays ``None``: a required amount then fails, naming its field.
+    """
     if amount is None:
-        return Decimal(0)
+        return None
     if isinstance(amount, INEXACT):
-        raise FunctionError(f"minor units must be an integer, got {amount!r}")
-    value = to_decimal(amount)
+        raise FunctionError.bad_value("minor units (an integer)", amount)
+    try:
+        value = to_decimal(amount)
+    except (InvalidOperation, TypeError):
+        raise FunctionError.bad_value("minor units (an integer)", amount) from None
     if value != value.to_integral_value():
-        raise FunctionError(f"minor units must be an integer, got {amount!r}")
+        raise FunctionError.bad_value("minor units (an integer)", amount)
     return value.scaleb(-currency_exponent(currency))
 
 
 def dec(value: Any) -> Decimal:
     """A Decimal from a decimal string, an int or a Decimal (``None`` and ``""`` are 0)."""
     if isinstance(value, INEXACT):
-        raise FunctionError(f"not an exact amount: {value!r}")
+        raise FunctionError.bad_value("an exact decimal (not a float)", value)
     try:
         return to_decimal(value)
     except (InvalidOperation, TypeError) as exc:
-        raise FunctionError(f"not a decimal number: {value!r}") from exc
+        raise FunctionError.bad_value("a decimal", value) from exc
 
 
 def dsum(values: Iterable[Any] | None) -> Decimal:
@@ -115,16 +141,16 @@ def local_date(value: Any, zone: ZoneInfo) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, INEXACT):
-        raise FunctionError(f"not a timestamp: {value!r}")
+        raise FunctionError.bad_value("a timestamp", value)
     if isinstance(value, int | Decimal):
         instant = datetime.fromtimestamp(int(value), tz=UTC)
     else:
         try:
             instant = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError as exc:
-            raise FunctionError(f"not an ISO 8601 date-time: {value!r}") from exc
+            raise FunctionError.bad_value("an ISO 8601 date-time", value) from exc
         if instant.tzinfo is None:
-            raise FunctionError(f"date-time without a time zone: {value!r}")
+            raise FunctionError.bad_value("a date-time with its time zone", value)
     return instant.astimezone(zone).date().isoformat()
 
 
@@ -266,7 +292,7 @@ class MappingFunctions(functions.Functions):
         self.vat_rates = tuple(vat_rates)
 
     @functions.signature(_ANY, _ANY)
-    def _func_minor(self, amount: Any, currency: Any) -> Decimal:
+    def _func_minor(self, amount: Any, currency: Any) -> Decimal | None:
         return minor(amount, str(currency or ""))
 
     @functions.signature(_ANY)

@@ -64,15 +64,15 @@ class MappingError(Exception):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Expr:
-    """A compiled JMESPath expression and where it came from (for error messages).
+    """A JMESPath expression, compiled once by ``jmespath.compile``, and where it came from.
 
-    Compared and hashed by identity (each is one place in one file): the engine keys the
-    expression's evaluator by it, and an identity hash costs nothing per evaluation.
+    Compared by identity: each is one place in one file.
     """
 
     text: str
     where: str  # "mappings/stripe/invoice.paid.yaml: invoice.title"
     parsed: ParsedResult
+    key: str = ""  # "invoice.title", "lines[0].amount": the file's key that holds it
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +119,6 @@ class MappingSpec:
     vat_gap_title: str = "Écart d'arrondi de TVA"
     information: str = "Avoir sur la facture n° {}"
 
-    def expressions(self) -> list[Expr]:
-        """Every expression of the file, to compile each once at load."""
-        out = [*self.exprs.values(), *self.customer_fields.values()]
-        out += [*self.invoice_fields.values(), *self.enrich.values()]
-        out += [rule.when for rule in (*self.skip, *self.fail)]
-        for group in self.lines:
-            out += [group.each, *group.exprs.values(), *group.fields.values()]
-        return out if self.obj is None else [self.obj, *out]
-
 
 def read_document(path: Path) -> dict[str, Any]:
     """The file's data; syntax errors become :class:`MappingConfigError` naming the file."""
@@ -135,10 +126,18 @@ def read_document(path: Path) -> dict[str, Any]:
         raw = path.read_text(encoding="utf-8")
         data = tomllib.loads(raw) if path.suffix == ".toml" else yaml.safe_load(raw)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise MappingConfigError(f"{path}: cannot read: {exc}") from None
+        raise MappingConfigError(f"{path}: cannot read: {_one_line(exc)}") from None
     if not isinstance(data, dict):
         raise MappingConfigError(f"{path}: the file must be a mapping of keys to values")
     return data
+
+
+def _one_line(exc: Exception) -> str:
+    """A read error in one line: YAML's own message spans several, with a snippet of the file."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return " ".join(str(exc).split())
 
 
 def load_spec(
@@ -174,7 +173,7 @@ class _Compiler:
         except JMESPathError as exc:
             raise self.fail(key, f"invalid expression {value!r}: {exc}") from None
         self._check_functions(key, parsed.parsed)
-        return Expr(value, f"{self.path}: {key}", parsed)
+        return Expr(value, f"{self.path}: {key}", parsed, key)
 
     def _check_functions(self, key: str, node: Any) -> None:
         if isinstance(node, dict):

@@ -5,8 +5,10 @@ a crash leaves the event ``received`` (mapped again, harmlessly: commands are ke
 mapped, never half. A mapping failure marks the event ``failed`` with the error on the row; after a
 fix, ``facturation-bridge events replay ID`` puts it back to ``received``. Nothing is lost. A
 passing failure (an exception with ``retryable = True``, e.g. the Stripe API unreachable during
-enrichment) keeps the event ``received`` and tries it again later (10 s, doubling, at most 1 hour),
-until ``BRIDGE_RETRY_GIVE_UP_SECONDS`` after its receipt; then it is ``failed`` like any other.
+enrichment) keeps the event ``received`` and tries it again later, on the outbox's backoff policy
+(:class:`bridge.outbox.retry.RetryPolicy`: full jitter under a ceiling of 10 s, doubling, at most
+1 hour), until ``BRIDGE_RETRY_GIVE_UP_SECONDS`` after its receipt; then it is ``failed`` like any
+other.
 
 Events are taken oldest first with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several workers
 stage in parallel without mapping one event twice at the same time. On SQLite (one writer at a
@@ -16,6 +18,7 @@ result is recorded only if the event is still ``received``.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -30,11 +33,12 @@ from bridge.inbound.sources import stripe as stripe_source
 from bridge.logging import get_logger
 from bridge.outbox.commands import Command
 from bridge.outbox.enqueue import enqueue
+from bridge.outbox.retry import Action, RetryPolicy
 
 log = get_logger("bridge.mapping.stage")
 
-RETRY_FIRST = timedelta(seconds=10)
-RETRY_MAX = timedelta(hours=1)
+RETRY_BASE_SECONDS = 10.0  # the first wait's ceiling; it doubles with each passing failure
+RETRY_MAX_DELAY_SECONDS = 3600.0
 
 
 class MappingResult(Protocol):
@@ -64,12 +68,6 @@ def _next_received(now: datetime) -> Select[Any]:
     )
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """When to map again after ``attempts`` passing failures: 10 s, 20 s, 40 s … at most 1 hour."""
-    delay: timedelta = RETRY_FIRST * (2 ** min(max(0, attempts - 1), 16))
-    return min(delay, RETRY_MAX)
-
-
 def to_inbound(row: InboxEvent) -> InboundEvent:
     """The stored row as the event the mapping reads. ``ValueError`` if the body is unusable."""
     if row.source == Source.STRIPE.value:
@@ -90,9 +88,16 @@ class Stage:
         clock: Callable[[], datetime] = utcnow,
         batch: int = 20,
         give_up_after: timedelta = timedelta(days=3),
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.sessions = sessions
-        self.give_up_after = give_up_after
+        self.policy = policy or RetryPolicy(
+            base_seconds=RETRY_BASE_SECONDS,
+            max_delay_seconds=RETRY_MAX_DELAY_SECONDS,
+            give_up_seconds=give_up_after.total_seconds(),
+        )
+        self.rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self.mapper = mapper
         self.clock = clock
         self.batch = batch
@@ -187,9 +192,14 @@ class Stage:
 
     def _retry_later(self, row: InboxEvent, exc: Exception, now: datetime) -> bool:
         """Keep the event ``received`` and try again later if the failure is a passing one."""
-        if not getattr(exc, "retryable", False) or now - row.received_at > self.give_up_after:
+        if not getattr(exc, "retryable", False):
             return False
-        row.next_attempt_at = now + retry_delay(row.attempts)
+        decision = self.policy.after_failure(
+            attempt=row.attempts, first_attempt_at=row.received_at, now=now, rng=self.rng
+        )
+        if decision.action is Action.GIVE_UP:
+            return False
+        row.next_attempt_at = now + timedelta(seconds=decision.wait_s)
         row.status_reason = f"will retry at {row.next_attempt_at.isoformat()}: {exc}"[:4000]
         log.warning(
             "stage.retry_scheduled",

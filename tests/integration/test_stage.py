@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from bridge.inbound.inbox import Inbox
 from bridge.inbound.sources import Delivery
 from bridge.mapping.engine import MappingEngine
 from bridge.mapping.stage import Stage
+from bridge.outbox.retry import RetryPolicy
 from tests.support.outbox_kit import runtime_for, sale
 from tests.support.webhooks import fixture_bytes
 
@@ -122,6 +124,24 @@ def test_the_built_in_mappings_turn_a_stored_stripe_event_into_commands(db_url: 
     assert all(r.inbox_event_id == event.id for r in rows)
 
 
+def test_a_value_the_mapping_cannot_use_is_named_on_the_failed_event(db_url: str) -> None:
+    payload = json.loads(fixture_bytes("stripe/event_invoice.paid.json"))
+    payload["id"] = "evt_bad_amount"
+    payload["data"]["object"]["lines"]["data"][0]["amount"] = "20,00"
+    with runtime_for(db_url) as runtime:
+        inbox = Inbox(runtime.engine, busy_timeout=2.0)
+        _store(inbox, "evt_bad_amount", None, raw=json.dumps(payload).encode())
+        assert Stage(runtime.sessions, MappingEngine.load(load_settings())).run_once() == 1
+        row = _events(runtime)["evt_bad_amount"]
+    assert row.status == "failed"
+    reason = row.status_reason or ""
+    assert reason.startswith("MappingError: ")
+    assert reason.endswith(
+        "mappings/stripe/invoice.paid.yaml: lines[0].unit_price: expected minor units (an integer)"
+        " at data.object.lines.data[0].amount, got '20,00'"
+    ), reason
+
+
 class StripeDownError(Exception):
     retryable = True  # as the mapping engine's EnrichmentError
 
@@ -138,6 +158,13 @@ class FlakyMapper:
         return Outcome(sale(int(event.payload["data"]["order"]), "cus_a"))
 
 
+class Ceiling(random.Random):
+    """Jitter that always draws the largest wait, so that the policy's ceilings show exactly."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
 def test_a_passing_mapping_failure_is_retried_later_not_failed(db_url: str) -> None:
     mapper = FlakyMapper()
     now = datetime.now(UTC)
@@ -145,7 +172,7 @@ def test_a_passing_mapping_failure_is_retried_later_not_failed(db_url: str) -> N
     with runtime_for(db_url) as runtime:
         inbox = Inbox(runtime.engine, busy_timeout=2.0)
         _store(inbox, "evt_checkout", {"order": 7})
-        stage = Stage(runtime.sessions, mapper, clock=lambda: clock[0])
+        stage = Stage(runtime.sessions, mapper, clock=lambda: clock[0], rng=Ceiling())
         assert stage.run_once() == 1
         waiting = _events(runtime)["evt_checkout"]
         assert waiting.status == "received"
@@ -153,7 +180,7 @@ def test_a_passing_mapping_failure_is_retried_later_not_failed(db_url: str) -> N
         assert "will retry" in (waiting.status_reason or "")
         assert stage.run_once() == 0  # not due yet: nothing taken, Stripe not called again
         clock[0] = now + timedelta(seconds=11)
-        assert stage.run_once() == 1  # second failure: the wait doubles
+        assert stage.run_once() == 1  # second failure: the wait's ceiling doubles
         assert _events(runtime)["evt_checkout"].next_attempt_at == clock[0] + timedelta(seconds=20)
 
         mapper.up = True  # an operator need not wait: replay makes it due now
@@ -162,6 +189,33 @@ def test_a_passing_mapping_failure_is_retried_later_not_failed(db_url: str) -> N
         assert stage.run_once() == 1
         done = _events(runtime)["evt_checkout"]
         assert (done.status, done.status_reason, done.next_attempt_at) == ("mapped", None, None)
+
+
+def test_passing_failures_wait_as_the_outbox_policy_decides(db_url: str) -> None:
+    """The stage's waits are RetryPolicy's: full jitter under the ceiling, never past give-up."""
+    policy = RetryPolicy(base_seconds=4.0, max_delay_seconds=8.0, give_up_seconds=3600.0)
+    now = datetime.now(UTC)
+    clock = [now]
+    with runtime_for(db_url) as runtime:
+        _store(Inbox(runtime.engine, busy_timeout=2.0), "evt_jitter", {"order": 9})
+        stage = Stage(
+            runtime.sessions,
+            FlakyMapper(),
+            clock=lambda: clock[0],
+            policy=policy,
+            rng=random.Random(7),
+        )
+        waits = []
+        for attempt in range(1, 6):
+            assert stage.run_once() == 1
+            row = _events(runtime)["evt_jitter"]
+            assert (row.status, row.attempts) == ("received", attempt)
+            assert row.next_attempt_at is not None
+            waits.append((row.next_attempt_at - clock[0]).total_seconds())
+            assert 0 <= waits[-1] <= policy.ceiling(attempt)
+            clock[0] = row.next_attempt_at
+        assert len(set(waits)) == len(waits)  # drawn, not a fixed schedule
+        assert max(waits) <= 8.0
 
 
 def test_a_passing_failure_past_the_give_up_time_fails_the_event(db_url: str) -> None:
