@@ -2,7 +2,9 @@
 
 ``serve`` runs web + worker in one process on the embedded SQLite (migrating it first); ``web`` and
 ``worker`` run them apart (the Procfile's processes); ``migrate`` upgrades the schema. Configuration
-errors print one line naming the variable and exit with status 2.
+errors print one line naming the variable and exit with status 2; ``migrate`` and the admin
+commands print one line naming the (masked) database and why, and exit with status 3, when the
+database does not answer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from bridge.config import ConfigError, Settings, load_settings
+from bridge.db.outage import database_command
 from bridge.logging import configure_logging, get_logger
 
 EXIT_CONFIG = 2
@@ -85,6 +88,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@database_command
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     from bridge.db import make_engine, migrate
     from bridge.db.migrate import head_revision
