@@ -4,6 +4,8 @@
 ``worker`` run them apart (the Procfile's processes); ``migrate`` upgrades the schema. Configuration
 errors print one line naming the variable and exit with status 2; so do missing or invalid mapping
 files (the line names the file), for the three commands that run: ``serve``, ``web``, ``worker``.
+``migrate`` and the admin commands print one line naming the (masked) database and why, and exit
+with status 3, when the database does not answer.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from bridge.config import ConfigError, Settings, load_settings
+from bridge.db.outage import database_command
 from bridge.logging import configure_logging, get_logger
 
 EXIT_CONFIG = 2
@@ -99,6 +102,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@database_command
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     from bridge.db import make_engine, migrate
     from bridge.db.migrate import head_revision

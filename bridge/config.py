@@ -28,6 +28,35 @@ class ConfigError(Exception):
     """A configuration value is missing or malformed. ``str()`` is one line naming the variable."""
 
 
+MASK = "******"
+_URL_SETTINGS = frozenset({"BRIDGE_DATABASE_URL", "FACTURATION_API_URL", "STRIPE_API_BASE"})
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (or a bare user-info token) and every query value masked.
+
+    Errs on the side of masking: a password holding ``@``, ``/``, ``?`` or ``#`` unencoded is
+    masked up to the last ``@`` before the host, and a query value is never shown.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    at = rest.rfind("@")
+    query = rest.find("?")
+    if 0 <= query < at and "@" in rest[:query]:
+        at = rest.rfind("@", 0, query)  # the last '@' is a query value's: stop before the query
+    if at >= 0:
+        user, colon, _password = rest[:at].partition(":")
+        userinfo = f"{user}:{MASK}" if colon else MASK
+        rest = userinfo + rest[at:]
+        query = rest.find("?", len(userinfo))
+    if query >= 0:
+        params = rest[query + 1 :].split("&")
+        masked = [f"{p.partition('=')[0]}={MASK}" if "=" in p else MASK for p in params if p]
+        rest = rest[: query + 1] + "&".join(masked)
+    return f"{scheme}://{rest}"
+
+
 def _split_csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
@@ -210,9 +239,9 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 secret = value.get_secret_value()
                 n = len(_split_csv(secret)) if key.endswith("_SECRETS") else int(bool(secret))
-                out[key] = f"****** ({n} set)" if secret else "(not set)"
-            elif key == "BRIDGE_DATABASE_URL":
-                out[key] = re.sub(r"://([^:/@]+):[^@]*@", r"://\1:******@", str(value))
+                out[key] = f"{MASK} ({n} set)" if secret else "(not set)"
+            elif key in _URL_SETTINGS:
+                out[key] = mask_url(str(value))
             else:
                 out[key] = "(not set)" if value is None else str(value)
         return out

@@ -2,7 +2,8 @@
 
 The HTTP API answers only with ``Authorization: Bearer <BRIDGE_ADMIN_TOKEN>`` (compared in constant
 time); without a configured token it does not exist (404), so a deployment that never set one
-exposes nothing. The commands talk to the database directly: whoever can run them on the host
+exposes nothing. A database that does not answer gets ``503 {"error": "database unavailable"}``
+(with ``Retry-After``). The commands talk to the database directly: whoever can run them on the host
 already holds its credentials.
 
 =====================================  ===============================================
@@ -43,6 +44,7 @@ from bridge.admin.operations import (
 )
 from bridge.config import Settings
 from bridge.db.models import CommandStatus, EventStatus, utcnow
+from bridge.db.outage import DATABASE_DOWN, database_command
 from bridge.logging import get_logger
 from bridge.outbox.quota import QuotaLimiter, QuotaLimits
 from bridge.runtime import Runtime
@@ -75,7 +77,15 @@ def _guarded(handler: Callable[[Request, Runtime], Any]) -> Endpoint:
         if refused is not None:
             return refused
         runtime: Runtime = request.app.state.runtime
-        body: Any = await run_in_threadpool(handler, request, runtime)
+        try:
+            body: Any = await run_in_threadpool(handler, request, runtime)
+        except DATABASE_DOWN as exc:
+            log.warning(
+                "admin.database_unavailable", path=request.url.path, error=type(exc).__name__
+            )
+            return JSONResponse(
+                {"error": "database unavailable"}, 503, headers={"Retry-After": "5"}
+            )
         if isinstance(body, Response):
             return body
         return JSONResponse(body)
@@ -163,6 +173,7 @@ def _say(ok: bool, done: str, refused: str) -> None:
 
 
 def _with_runtime(fn: Callable[[argparse.Namespace, Runtime], int]) -> Any:
+    @database_command
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         runtime = Runtime.open(settings)
         try:

@@ -18,7 +18,9 @@ Outcomes: 2xx -> done; 429 -> wait, no attempt consumed; 5xx/timeouts/resets -> 
 jitter, then dead after the give-up time; 400/422 -> dead with the API's ``errors``; 401/403 ->
 delivery paused for every worker; 404 and other answers -> dead. ``customer.update`` finds its
 customer through the binding of ``meta["binding_key"]`` (or a ``customer_id`` ref); with no bound
-customer there is nothing to update, and it is cancelled with that reason.
+customer there is nothing to update, and it is cancelled with that reason. A database error during
+the attempt leaves the claim with the worker, which hands it back as soon as the database answers
+(:mod:`bridge.outbox.held`).
 
 The invoice's ``total_with_vat`` as the API computed it is compared with
 ``meta["expected_total_with_vat"]``: a difference is logged as an error
@@ -36,6 +38,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bridge.db.models import CommandStatus, utcnow
+from bridge.db.outage import DATABASE_DOWN
 from bridge.facturation.errors import (
     AuthError,
     FacturationError,
@@ -48,6 +51,7 @@ from bridge.facturation.protocol import ApiAnswer, FacturationApi, Resource
 from bridge.logging import get_logger
 from bridge.outbox.commands import CommandKind, api_id_for
 from bridge.outbox.credit_policy import CREDIT_KINDS, CreditAction, decide_credit
+from bridge.outbox.held import HeldClaim
 from bridge.outbox.queue import Claimed, LeaseLostError, Outbox
 from bridge.outbox.quota import QuotaLimiter
 from bridge.outbox.retry import Action, RetryPolicy
@@ -102,8 +106,12 @@ class Deliverer:
     clock: Callable[[], datetime] = utcnow
     last_rate: tuple[datetime, RateInfo] | None = None  # the last answer's quota headers, and when
     quota_wait_s: float = 0.0  # after a QUOTA_WAIT: how long the quota said to wait
+    held: HeldClaim | None = None  # a claim a database error left in flight, to hand back
+    _may_have_sent: bool = False  # during deliver(): a write request has been handed to the API
 
     def deliver(self, c: Claimed) -> Outcome:
+        """Carry out ``c``. A database error propagates, and ``c`` is kept in :attr:`held`."""
+        self._may_have_sent = False
         try:
             return self._deliver(c)
         except _AttemptEndedError as stop:
@@ -111,6 +119,15 @@ class Deliverer:
         except LeaseLostError:
             log.warning("delivery.lease_lost", command_id=c.id, key=c.key)
             return Outcome.LEASE_LOST
+        except DATABASE_DOWN as exc:
+            self.held = HeldClaim.keep(c, may_have_sent=self._may_have_sent, exc=exc)
+            raise
+
+    def release_held(self) -> None:
+        """Hand back the claim a database error left in flight (see :mod:`bridge.outbox.held`)."""
+        if self.held is not None:
+            self.held.release(self.outbox)
+            self.held = None
 
     # -- the steps --------------------------------------------------------------------------------
 
@@ -266,6 +283,7 @@ class Deliverer:
                 c, wait_s=wait, error="waiting for quota", consume_attempt=False
             )
             raise _AttemptEndedError(Outcome.QUOTA_WAIT)
+        self._may_have_sent = self._may_have_sent or mark_unknown
         try:
             answer = fn()
         except FacturationError as exc:

@@ -8,6 +8,10 @@ throughput (claims use ``SKIP LOCKED``), one on SQLite. Each turn:
    once the credentials work again;
 3. one due command is claimed and delivered (:mod:`bridge.outbox.delivery`).
 
+A database that does not answer makes the loop wait and try again, logging one line per try
+(:mod:`bridge.outbox.db_backoff`); a claim the outage left in flight is handed back first thing
+once it answers (:mod:`bridge.outbox.held`).
+
 It polls every ``BRIDGE_POLL_INTERVAL`` seconds (0.2 s by default) when idle, which keeps a paid
 order's invoice within a second of its webhook when the quota allows. On SIGTERM the command in
 flight finishes and is recorded, then the loop stops; a SIGKILL leaves it leased until the lease
@@ -24,10 +28,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bridge.db.models import utcnow
+from bridge.db.outage import DATABASE_DOWN
 from bridge.facturation.errors import FacturationError
 from bridge.facturation.protocol import FacturationApi
 from bridge.logging import bound, get_logger
 from bridge.mapping.stage import Mapper, Stage
+from bridge.outbox.db_backoff import DatabaseBackoff
 from bridge.outbox.delivery import Deliverer, Outcome
 from bridge.outbox.pause import paused, resume
 from bridge.outbox.queue import Outbox
@@ -93,6 +99,7 @@ class Worker:
 
     def step(self) -> bool:
         """One turn; ``True`` if it did something (so the loop goes on without sleeping)."""
+        self.deliverer.release_held()
         staged = self.stage.run_once() if self.stage is not None else 0
         if self.watch is not None:
             self.watch.tick()
@@ -115,12 +122,18 @@ class Worker:
 
     def run(self, stop: threading.Event, poll_interval: float) -> None:
         log.info("worker.started", worker_id=self.worker_id)
+        outage = DatabaseBackoff(self.worker_id)
         while not stop.is_set():
             try:
                 busy = self.step()
-            except Exception:  # the loop must survive a database or network outage
+            except DATABASE_DOWN as exc:  # one line per try, backing off, until it answers
+                stop.wait(outage.failed(exc))
+                continue
+            except Exception:  # the loop must survive anything else too
                 log.exception("worker.step_failed", worker_id=self.worker_id)
                 busy = False
+            else:
+                outage.succeeded()
             if not busy:
                 stop.wait(self._idle_wait(poll_interval))
         log.info("worker.stopped", worker_id=self.worker_id)

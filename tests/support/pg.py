@@ -27,6 +27,13 @@ def _find_bin(name: str) -> str | None:
     return shutil.which(name)
 
 
+def _pg_ctl() -> str:
+    pg_ctl = _find_bin("pg_ctl")
+    if pg_ctl is None:
+        raise PostgresUnavailableError("pg_ctl not found")
+    return pg_ctl
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -40,6 +47,16 @@ class PostgresServer:
     port: int
     user: str
     _as_postgres: bool
+    options: str = ""
+
+    def halt(self) -> None:
+        """Stop the server (connections dropped) but keep its data, to :meth:`restart` it."""
+        self._run(_pg_ctl(), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        data = self.directory / "data"
+        log = str(self.directory / "log")
+        self._run(_pg_ctl(), "-D", str(data), "-l", log, "-o", self.options, "-w", "start")
 
     @property
     def admin_url(self) -> str:
@@ -78,9 +95,8 @@ def start_postgres() -> PostgresServer:
             f"-p {server.port} -c listen_addresses=127.0.0.1 -k {sock} -c fsync=on "
             "-c max_connections=200 -c shared_buffers=128MB"
         )
-        server._run(
-            pg_ctl, "-D", str(data), "-l", str(directory / "log"), "-o", options, "-w", "start"
-        )
+        server.options = options
+        server.restart()
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(directory, ignore_errors=True)
         raise PostgresUnavailableError(f"could not start PostgreSQL: {exc.stderr!r}") from exc

@@ -134,3 +134,39 @@ def test_check_config_masks_secrets() -> None:
         "pg-pass-123",
     ):
         assert secret not in out + result.stderr
+
+
+MASKED_URLS = [
+    # (setting, value, shown by check-config, secrets that must not appear)
+    ("BRIDGE_DATABASE_URL", "sqlite:///./var/bridge.db", "sqlite:///./var/bridge.db", []),
+    ("BRIDGE_DATABASE_URL", "postgresql://bridge:s3cr3t-pw@db/bridge",
+     "postgresql://bridge:******@db/bridge", ["s3cr3t-pw"]),
+    ("BRIDGE_DATABASE_URL", "postgresql://bridge:p@ss@w0rd@db:5432/bridge",
+     "postgresql://bridge:******@db:5432/bridge", ["p@ss", "w0rd"]),
+    ("BRIDGE_DATABASE_URL", "postgresql://bridge@db/bridge?password=qu3ry-pw&sslmode=require",
+     "postgresql://******@db/bridge?password=******&sslmode=******", ["qu3ry-pw"]),
+    ("BRIDGE_DATABASE_URL", "postgresql:///bridge?host=/run/pg&user=b&password=sock-pw",
+     "postgresql:///bridge?host=******&user=******&password=******", ["sock-pw"]),
+    ("BRIDGE_DATABASE_URL", "postgresql://bridge:pw?with/odd#chars@db/bridge",
+     "postgresql://bridge:******@db/bridge", ["pw?with", "odd#chars"]),
+    ("BRIDGE_DATABASE_URL", "postgresql://bridge:x@db/bridge?application_name=ops@shop&sslkey=k1",
+     "postgresql://bridge:******@db/bridge?application_name=******&sslkey=******", ["k1"]),
+    ("FACTURATION_API_URL", "https://user:api-pass@sandbox.example",
+     "https://user:******@sandbox.example", ["api-pass"]),
+    ("FACTURATION_API_URL", "https://bare-t0ken@sandbox.example/v1",
+     "https://******@sandbox.example/v1", ["bare-t0ken"]),
+    ("FACTURATION_API_URL", "https://www.facturation.pro", "https://www.facturation.pro", []),
+    ("STRIPE_API_BASE", "http://127.0.0.1:12111?key=sk_test_q", "http://127.0.0.1:12111?key=******",
+     ["sk_test_q"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("setting", "value", "shown", "secrets"), MASKED_URLS)
+def test_check_config_masks_credentials_in_urls(
+    monkeypatch: pytest.MonkeyPatch, setting: str, value: str, shown: str, secrets: list[str]
+) -> None:
+    monkeypatch.setenv(setting, value)
+    masked = load_settings().masked()
+    assert masked[setting] == shown
+    for secret in secrets:
+        assert all(secret not in line for line in masked.values())
