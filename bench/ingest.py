@@ -9,10 +9,16 @@ its previous answer arrived). In the same run it measures a bare Starlette endpo
 (``bench/baseline_app.py``) with the same closed loop, and reports the bridge's throughput as a ratio
 of it. Finally it checks, in the database, that every acknowledged delivery is stored.
 
-The load generator is plain asyncio over keep-alive connections with pre-signed, pre-encoded
-requests, so that it costs as little CPU as possible on the machine it shares with the server.
+With ``--phases serve`` (on by default) it also measures ``facturation-bridge serve`` receiving
+signed sales while its worker child maps and delivers them to a real ``facturation-sandbox``
+(``bench/serve_sales.py``): open loop at ``--serve-rate`` (150/s), then closed loop, each as a ratio
+to the baseline (which is also measured in open loop at that rate).
 
-    python bench/ingest.py                     # full run (about 2 minutes)
+The load generator (``bench/loadgen.py``) is plain asyncio over keep-alive connections with
+pre-signed, pre-encoded requests, so that it costs as little CPU as possible on the machine it
+shares with the server.
+
+    python bench/ingest.py                     # full run (about 3 minutes)
     python bench/ingest.py --duration 5        # quick run (about 1 minute)
     python bench/ingest.py --backends sqlite   # one backend only
 
