@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from structlog.testing import capture_logs
 
@@ -64,11 +65,13 @@ def test_a_run_that_lasted_resets_the_crash_count() -> None:
     assert not health.dead  # every run counted as stable: it keeps restarting
 
 
-def test_stop_sends_sigterm_and_waits_for_the_child() -> None:
-    supervisor = WorkerSupervisor(_python(SLEEPER), max_restarts=0)
+def test_stop_sends_sigterm_and_waits_for_the_child(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    code = f"{SLEEPER.rsplit(chr(10), 1)[0]}\nopen({str(ready)!r}, 'w').close()\ntime.sleep(60)"
+    supervisor = WorkerSupervisor(_python(code), max_restarts=0)
     with capture_logs() as logs:
         supervisor.start()
-        running = _until(supervisor, lambda h: h.running)
+        running = _until(supervisor, lambda h: h.running and ready.exists())
         assert running.pid is not None
         supervisor.stop(timeout=20)
     stopped = [e for e in logs if e["event"] == "worker.process_stopped"]
