@@ -7,6 +7,7 @@ Facturation.pro, Stripe or Shopify ever happens inside a request.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +21,7 @@ from bridge.config import Settings
 from bridge.db import migrate, migrations_current
 from bridge.logging import get_logger
 from bridge.runtime import Runtime
+from bridge.supervisor import WorkerSupervisor, worker_argv
 
 log = get_logger("bridge.app")
 
@@ -30,7 +32,7 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """The database is reachable and its schema is at this code's migration head."""
+    """The database is reachable and at this code's migration head; ``serve``'s worker is alive."""
     runtime: Runtime = request.app.state.runtime
     try:
         current = await run_in_threadpool(migrations_current, runtime.engine)
@@ -39,7 +41,15 @@ async def readyz(request: Request) -> Response:
         return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, 503)
     if not current:
         return JSONResponse({"status": "unavailable", "reason": "migrations not applied"}, 503)
-    return JSONResponse({"status": "ready"})
+    supervisor: WorkerSupervisor | None = getattr(request.app.state, "worker", None)
+    if supervisor is None:  # ``web``: the workers are other processes
+        return JSONResponse({"status": "ready"})
+    health = supervisor.health()
+    if health.dead:
+        reason = health.reason or "worker process not running"
+        return JSONResponse({"status": "unavailable", "reason": reason}, 503)
+    worker = {"state": "running" if health.running else "restarting", "restarts": health.restarts}
+    return JSONResponse({"status": "ready", "worker": worker})
 
 
 def _routes() -> list[BaseRoute]:
@@ -60,7 +70,11 @@ def create_app(
     auto_migrate: bool = False,
     with_worker: bool = False,
 ) -> Starlette:
-    """Build the app. ``auto_migrate`` for the embedded SQLite; ``with_worker`` for ``serve``."""
+    """Build the app. ``auto_migrate`` for the embedded SQLite; ``with_worker`` for ``serve``.
+
+    With ``with_worker`` the lifespan starts the delivery worker as a supervised child process
+    (:mod:`bridge.supervisor`) once the schema is migrated, and stops it (SIGTERM) at shutdown.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,18 +85,18 @@ def create_app(
         app.state.ingress = Ingress.open(runtime)  # mapped event types read once, at start
         if auto_migrate:
             await run_in_threadpool(migrate, runtime.engine)
-        worker = None
+        app.state.worker = None
         if with_worker:
-            from bridge.outbox.worker import WorkerThread
-
-            worker = WorkerThread(runtime)
-            worker.start()
+            app.state.worker = WorkerSupervisor(
+                worker_argv(os.getpid()), max_restarts=settings.worker_max_restarts
+            )
+            app.state.worker.start()
         log.info("app.started", database=runtime.engine.url.get_backend_name())
         try:
             yield
         finally:
-            if worker is not None:
-                await run_in_threadpool(worker.stop)
+            if app.state.worker is not None:  # SIGTERM: its command in flight finishes first
+                await run_in_threadpool(app.state.worker.stop)
             runtime.close()
             log.info("app.stopped")
 

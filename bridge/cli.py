@@ -1,6 +1,6 @@
 """The ``facturation-bridge`` command line.
 
-``serve`` runs web + worker in one process on the embedded SQLite (migrating it first); ``web`` and
+``serve`` runs web + a supervised worker child on the embedded SQLite (migrating it first); ``web`` and
 ``worker`` run them apart (the Procfile's processes); ``migrate`` upgrades the schema. Configuration
 errors print one line naming the variable and exit with status 2; so do missing or invalid mapping
 files (the line names the file), for the three commands that run: ``serve``, ``web``, ``worker``.
@@ -61,21 +61,23 @@ def _run_web(
     import uvicorn
 
     from bridge.app import create_app
+    from bridge.server import SPARE_FILES, ShutdownGuard, raise_open_files_limit, uvicorn_options
 
+    options = uvicorn_options(settings, args.limit_concurrency)
+    raise_open_files_limit(options["limit_concurrency"] + SPARE_FILES)
     app = create_app(settings, auto_migrate=auto_migrate, with_worker=with_worker)
     # Everything imported so far lives as long as the process: take it out of the collector's
     # sight, so that a full collection no longer pauses every request in flight for tens of ms.
     gc.collect()
     gc.freeze()
     uvicorn.run(
-        app,
+        ShutdownGuard(app),
         host=args.host,
         port=args.port,
         log_config=None,
         access_log=args.access_log,
-        timeout_graceful_shutdown=30,
-        limit_concurrency=args.limit_concurrency,
         server_header=False,
+        **options,
     )
     return 0
 
@@ -94,6 +96,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    if args.parent_pid is not None:  # serve's child: it must not outlive serve
+        from bridge.lifeline import die_with_parent
+
+        die_with_parent(args.parent_pid, stop)
     runtime = Runtime.open(settings)
     try:
         run_worker(runtime, stop, worker_id=args.worker_id)
@@ -136,7 +142,7 @@ def _add_web_options(parser: argparse.ArgumentParser, default_host: str) -> None
         "--limit-concurrency",
         type=int,
         default=None,
-        help="answer 503 beyond this many concurrent connections (default: no limit)",
+        help="answer 503 beyond this many open connections (default: BRIDGE_HTTP_MAX_CONNECTIONS)",
     )
 
 
@@ -147,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="web + worker in one process (embedded default)")
+    p = sub.add_parser(
+        "serve", help="web + worker (a supervised child process): the embedded default"
+    )
     _add_web_options(p, "127.0.0.1")
     p.add_argument("--no-migrate", action="store_true", help="do not migrate the database first")
     p.set_defaults(handler=cmd_serve)
@@ -158,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="deliver outbox commands to Facturation.pro")
     p.add_argument("--worker-id", default=None, help="name in logs and leases (default host:pid)")
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)  # serve's child
     p.set_defaults(handler=cmd_worker)
 
     p = sub.add_parser("migrate", help="upgrade the database schema to this version")

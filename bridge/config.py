@@ -113,6 +113,15 @@ class Settings(BaseSettings):
     retry_give_up_seconds: float = Field(3 * 86400.0, gt=0, alias="BRIDGE_RETRY_GIVE_UP_SECONDS")
     lease_seconds: float = Field(120.0, gt=0, alias="BRIDGE_LEASE_SECONDS")
     poll_interval: float = Field(0.2, gt=0, alias="BRIDGE_POLL_INTERVAL")
+    worker_max_restarts: int = Field(5, ge=0, alias="BRIDGE_WORKER_MAX_RESTARTS")
+
+    # Web server (serve and web): slow and hostile clients, shutdown
+    http_header_timeout: float = Field(10.0, gt=0, alias="BRIDGE_HTTP_HEADER_TIMEOUT")
+    http_body_timeout: float = Field(20.0, gt=0, alias="BRIDGE_HTTP_BODY_TIMEOUT")
+    http_keep_alive_timeout: float = Field(5.0, gt=0, alias="BRIDGE_HTTP_KEEP_ALIVE_TIMEOUT")
+    http_max_connections: int = Field(2048, gt=0, alias="BRIDGE_HTTP_MAX_CONNECTIONS")
+    http_max_header_bytes: int = Field(16384, ge=1024, alias="BRIDGE_HTTP_MAX_HEADER_BYTES")
+    http_shutdown_timeout: float = Field(30.0, gt=0, alias="BRIDGE_HTTP_SHUTDOWN_TIMEOUT")
 
     # Alerts (bridge/watch/)
     alert_urls_raw: SecretStr = Field(SecretStr(""), alias="BRIDGE_ALERT_URLS")

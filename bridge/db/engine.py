@@ -8,13 +8,19 @@ instead of hanging the sender.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+
+# An execution option: this engine's transactions poll for SQLite's write lock (the inbox writer).
+LOCK_POLL_OPTION = "bridge_sqlite_lock_poll"
+LOCK_POLL_SECONDS = 0.001
 
 
 def _normalise_url(url: str) -> str:
@@ -74,7 +80,32 @@ def _configure_sqlite(engine: Engine, synchronous: str, busy_timeout: float) -> 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: no deadlock-prone lock upgrades mid-transaction.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(LOCK_POLL_OPTION):
+            _begin_polling(connection.connection.driver_connection, busy_timeout)
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_polling(dbapi_connection: sqlite3.Connection, busy_timeout: float) -> None:
+    """``BEGIN IMMEDIATE``, trying for the write lock every millisecond up to ``busy_timeout``.
+
+    SQLite's busy handler sleeps in growing steps (up to 100 ms) between tries; a process that
+    commits one short transaction after another (the worker) takes the lock back in the gaps,
+    and a waiter using the busy handler starved for seconds. Polling catches the gaps.
+    """
+    deadline = time.monotonic() + busy_timeout
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+                time.sleep(LOCK_POLL_SECONDS)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

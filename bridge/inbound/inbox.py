@@ -30,6 +30,7 @@ from sqlalchemy import Engine, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from bridge.db.engine import LOCK_POLL_OPTION
 from bridge.db.models import EventStatus, InboxEvent, utcnow
 from bridge.inbound.sources import Delivery
 
@@ -69,8 +70,10 @@ class Inbox:
         self._write_lock = threading.Lock() if dialect == "sqlite" else None
         # On PostgreSQL the single INSERT is its own transaction: no BEGIN and COMMIT round trips.
         # (On SQLite the engine's own BEGIN IMMEDIATE must be paired with its COMMIT.)
+        # On SQLite the writer polls for the write lock instead of sleeping in SQLite's busy
+        # handler: webhooks get the lock first, the worker process waits (see bridge.db.engine).
         self._writer = (
-            engine
+            engine.execution_options(**{LOCK_POLL_OPTION: True})
             if dialect == "sqlite"
             else engine.execution_options(isolation_level="AUTOCOMMIT")
         )

@@ -10,6 +10,7 @@ must retry; a 2xx is sent only once the event is committed to the inbox.
         request (bad ``Content-Length``, missing Shopify topic or ids): nothing stored
 403     Shopify shop not in ``SHOPIFY_SHOP_DOMAINS``: nothing stored
 405     not a POST
+408     the body did not arrive within ``BRIDGE_HTTP_BODY_TIMEOUT`` (a slow or stalled client)
 413     body over ``BRIDGE_MAX_BODY_BYTES`` (checked on ``Content-Length`` and while reading)
 503     the event could not be stored (database down or busy), or no secret is configured:
         the sender retries later
@@ -21,6 +22,7 @@ for an event that is not stored.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from starlette.datastructures import Headers
@@ -52,6 +54,10 @@ STORE_MARGIN_SECONDS = 1.5
 
 class BodyTooLargeError(Exception):
     """The body is over the configured limit."""
+
+
+class BodyTooSlowError(Exception):
+    """The body did not arrive within ``BRIDGE_HTTP_BODY_TIMEOUT``."""
 
 
 class Ingress:
@@ -138,11 +144,20 @@ class Ingress:
         return self.classify(delivery)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, deadline_s: float) -> bytes:
     """The raw body, refusing more than ``limit`` bytes without buffering them.
 
-    Raises :class:`BodyTooLargeError`, or :class:`WebhookRejectedError` for a malformed ``Content-Length``.
+    Raises :class:`BodyTooLargeError`, :class:`BodyTooSlowError` when the body is not all there
+    within ``deadline_s`` seconds, or :class:`WebhookRejectedError` for a malformed ``Content-Length``.
     """
+    try:
+        async with asyncio.timeout(deadline_s):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise BodyTooSlowError from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         declared = declared.strip()
@@ -185,7 +200,12 @@ class WebhookEndpoint:
         client = request.client.host if request.client else None
         try:
             ingress = Ingress.of(request)
-            body = await read_body(request, ingress.settings.max_body_bytes)
+            settings = ingress.settings
+            body = await read_body(request, settings.max_body_bytes, settings.http_body_timeout)
+        except BodyTooSlowError:
+            timeout = request.app.state.runtime.settings.http_body_timeout
+            log.warning("ingress.body_timeout", source=self.source.value, client=client)
+            return _error(408, f"body not received within {timeout:g} s", {"Connection": "close"})
         except BodyTooLargeError:
             limit = request.app.state.runtime.settings.max_body_bytes
             log.warning("ingress.too_large", source=self.source.value, client=client, limit=limit)

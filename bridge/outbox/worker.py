@@ -171,7 +171,7 @@ def _load_mapper(runtime: Runtime) -> Mapper:
 
 
 def run_worker(runtime: Runtime, stop: threading.Event, worker_id: str | None = None) -> None:
-    """The ``worker`` command's loop (and ``serve``'s worker thread)."""
+    """The ``worker`` command's loop (``serve`` runs that command as a child process)."""
     from bridge.facturation.client import FacturationClient
     from bridge.watch.setup import build_watch
 
@@ -184,23 +184,3 @@ def run_worker(runtime: Runtime, stop: threading.Event, worker_id: str | None = 
         worker.run(stop, runtime.settings.poll_interval)
     finally:
         client.close()
-
-
-class WorkerThread:
-    """Runs :func:`run_worker` beside the web server (``serve``); ``stop`` lets the call in flight end."""
-
-    def __init__(self, runtime: Runtime, worker_id: str | None = None) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=run_worker,
-            args=(runtime, self._stop, worker_id),
-            name="bridge-worker",
-            daemon=True,
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 60.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
