@@ -20,8 +20,8 @@ from starlette.routing import BaseRoute, Route
 from bridge.config import Settings
 from bridge.db import migrate, migrations_current
 from bridge.logging import get_logger
+from bridge.process.supervisor import WorkerSupervisor, worker_argv
 from bridge.runtime import Runtime
-from bridge.supervisor import WorkerSupervisor, worker_argv
 
 log = get_logger("bridge.app")
 
@@ -73,7 +73,7 @@ def create_app(
     """Build the app. ``auto_migrate`` for the embedded SQLite; ``with_worker`` for ``serve``.
 
     With ``with_worker`` the lifespan starts the delivery worker as a supervised child process
-    (:mod:`bridge.supervisor`) once the schema is migrated, and stops it (SIGTERM) at shutdown.
+    (:mod:`bridge.process.supervisor`) once the schema is migrated, and stops it (SIGTERM) at shutdown.
     """
 
     @contextlib.asynccontextmanager

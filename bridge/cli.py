@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
 import sys
 import threading
@@ -23,6 +24,7 @@ from bridge.db.outage import database_command
 from bridge.logging import configure_logging, get_logger
 
 EXIT_CONFIG = 2
+WORKER_CHILD_NICENESS = 10
 log = get_logger("bridge.cli")
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -61,7 +63,12 @@ def _run_web(
     import uvicorn
 
     from bridge.app import create_app
-    from bridge.server import SPARE_FILES, ShutdownGuard, raise_open_files_limit, uvicorn_options
+    from bridge.process.server import (
+        SPARE_FILES,
+        ShutdownGuard,
+        raise_open_files_limit,
+        uvicorn_options,
+    )
 
     options = uvicorn_options(settings, args.limit_concurrency)
     raise_open_files_limit(options["limit_concurrency"] + SPARE_FILES)
@@ -97,9 +104,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     if args.parent_pid is not None:  # serve's child: it must not outlive serve
-        from bridge.lifeline import die_with_parent
+        from bridge.process.lifeline import die_with_parent
 
         die_with_parent(args.parent_pid, stop)
+        # Senders wait on the web process (Shopify gives up after 5 s); deliveries can wait a few
+        # milliseconds. On a small machine the web process gets the CPU first.
+        os.nice(WORKER_CHILD_NICENESS)
     runtime = Runtime.open(settings)
     try:
         run_worker(runtime, stop, worker_id=args.worker_id)

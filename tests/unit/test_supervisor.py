@@ -8,7 +8,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from bridge.supervisor import WorkerHealth, WorkerSupervisor
+from bridge.process.supervisor import WorkerHealth, WorkerSupervisor
 
 
 def _python(code: str) -> list[str]:

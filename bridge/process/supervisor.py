@@ -4,7 +4,7 @@ The web server and the delivery worker used to share one process and one GIL, so
 delivering a burst of sales slowed the webhook answers down. ``serve`` now runs the worker as a
 child, ``facturation-bridge worker --parent-pid PID``, supervised by a thread of the web process:
 
-- the child dies with its parent, even on a SIGKILL of the parent (:mod:`bridge.lifeline`);
+- the child dies with its parent, even on a SIGKILL of the parent (:mod:`bridge.process.lifeline`);
 - a child that exits on its own (crash, OOM kill) is restarted after 1, 2, 4… up to 60 s; after
   ``BRIDGE_WORKER_MAX_RESTARTS`` crashes in a row (a run of a minute or more resets the count), or
   on a configuration error (exit status 2, which a restart can't fix), it is left dead and
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from bridge.logging import get_logger
 
-log = get_logger("bridge.supervisor")
+log = get_logger("bridge.process.supervisor")
 
 EXIT_CONFIG = 2  # the CLI's status for a configuration error: restarting can't help
 BACKOFF_FIRST_SECONDS = 1.0

@@ -20,7 +20,7 @@ import threading
 
 from bridge.logging import get_logger
 
-log = get_logger("bridge.lifeline")
+log = get_logger("bridge.process.lifeline")
 
 PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 1.0

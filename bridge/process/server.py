@@ -32,7 +32,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from bridge.config import Settings
 from bridge.logging import get_logger
 
-log = get_logger("bridge.server")
+log = get_logger("bridge.process.server")
 
 # Open files the process needs beside its connections: database, logs, libraries, the worker pipe.
 SPARE_FILES = 64
