@@ -51,7 +51,7 @@ TAIL = 20  # at most this many commands left when the last kill lands
 
 
 def _outbox_state(db_url: str) -> tuple[dict[str, int], dict[str, int]]:
-    engine = make_engine(db_url)
+    engine = make_engine(db_url, busy_timeout=30.0)  # SQLite: serve holds the write lock at times
     try:
         with engine.connect() as conn:
             commands = dict(
@@ -83,7 +83,7 @@ def _wait_for_the_tail(db_url: str, posted: threading.Event) -> None:
         tail = left == 0 or (left <= TAIL and in_flight > 0)
         if posted.is_set() and events.get("received", 0) == 0 and tail:
             return
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize(
