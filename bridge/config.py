@@ -20,6 +20,7 @@ DEFAULT_DATABASE_URL = "sqlite:///./var/bridge.db"
 DEFAULT_API_URL = "https://www.facturation.pro"
 ONE_MIB = 1024 * 1024
 LEASE_PER_TIMEOUT = 4
+HEARTBEATS_BEFORE_DEAD = 3
 
 _CONTACT = re.compile(r"[^@\s()<>]+@[^@\s()<>]+\.[a-z]{2,}|https?://\S+", re.IGNORECASE)
 
@@ -114,6 +115,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120.0, gt=0, alias="BRIDGE_LEASE_SECONDS")
     poll_interval: float = Field(0.2, gt=0, alias="BRIDGE_POLL_INTERVAL")
     worker_max_restarts: int = Field(5, ge=0, alias="BRIDGE_WORKER_MAX_RESTARTS")
+    heartbeat_seconds: float = Field(2.0, gt=0, alias="BRIDGE_HEARTBEAT_SECONDS")
+    worker_dead_after: float = Field(10.0, gt=0, alias="BRIDGE_WORKER_DEAD_AFTER")
 
     # Web server (serve and web): slow and hostile clients, shutdown
     http_header_timeout: float = Field(10.0, gt=0, alias="BRIDGE_HTTP_HEADER_TIMEOUT")
@@ -189,6 +192,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"BRIDGE_LEASE_SECONDS: must be at least {LEASE_PER_TIMEOUT} x FACTURATION_TIMEOUT"
                 f" ({floor:g} s with FACTURATION_TIMEOUT={self.api_timeout:g})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _dead_after_spans_heartbeats(self) -> Settings:
+        # A worker is presumed dead after this silence: it must span a few heartbeats, so that
+        # one late write (a busy database, a loaded host) does not release a live worker's claims.
+        floor = HEARTBEATS_BEFORE_DEAD * self.heartbeat_seconds
+        if self.worker_dead_after < floor:
+            raise ValueError(
+                f"BRIDGE_WORKER_DEAD_AFTER: must be at least {HEARTBEATS_BEFORE_DEAD} x"
+                f" BRIDGE_HEARTBEAT_SECONDS ({floor:g} s with"
+                f" BRIDGE_HEARTBEAT_SECONDS={self.heartbeat_seconds:g})"
             )
         return self
 

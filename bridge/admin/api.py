@@ -7,7 +7,7 @@ exposes nothing. A database that does not answer gets ``503 {"error": "database 
 already holds its credentials.
 
 =====================================  ===============================================
-``GET  /admin/status``                 counts by state, pause, quota, oldest pending
+``GET  /admin/status``                 counts by state, pause, quota, oldest pending, workers
 ``GET  /admin/events?status=failed``   stored events in a state (default failed)
 ``POST /admin/events/{id}/replay``     map a stored event again
 ``GET  /admin/commands?status=dead``   outbox commands in a state (default dead)
@@ -99,8 +99,14 @@ def _state(request: Request, allowed: type[EventStatus] | type[CommandStatus], d
 
 
 def _status(_request: Request | None, runtime: Runtime) -> Any:
+    settings = runtime.settings
     with runtime.sessions() as session:
-        return status(session, utcnow(), QuotaLimiter(QuotaLimits.from_settings(runtime.settings)))
+        return status(
+            session,
+            utcnow(),
+            QuotaLimiter(QuotaLimits.from_settings(settings)),
+            worker_dead_after=settings.worker_dead_after,
+        )
 
 
 def _events(request: Request, runtime: Runtime) -> Any:
@@ -242,7 +248,7 @@ def _cmd_delivery(args: argparse.Namespace, runtime: Runtime) -> int:
 
 
 def add_admin_commands(sub: Any) -> None:
-    p = sub.add_parser("status", help="counts by state, pause, quota (JSON)")
+    p = sub.add_parser("status", help="counts by state, pause, quota, workers (JSON)")
     p.set_defaults(handler=_with_runtime(_cmd_status))
 
     p = sub.add_parser("events", help="list stored events, or replay one")

@@ -19,14 +19,22 @@ from bridge.db.models import (
     InboxEvent,
     OutboxCommand,
 )
+from bridge.outbox.liveness import workers_status
 from bridge.outbox.pause import pause, paused, resume
 from bridge.outbox.quota import QuotaLimiter
 
 MAX_ID = 2**63 - 1
 
 
-def status(session: Session, now: datetime, quota: QuotaLimiter | None = None) -> dict[str, Any]:
-    """Counts by state, the pause flag, the quota's use and the oldest pending command's age."""
+def status(
+    session: Session,
+    now: datetime,
+    quota: QuotaLimiter | None = None,
+    *,
+    worker_dead_after: float | None = None,
+) -> dict[str, Any]:
+    """Counts by state, the pause flag, the quota's use, the oldest pending command's age and,
+    given ``worker_dead_after``, the workers alive and dead and the claims of dead ones."""
     events = dict(
         session.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status)).all()
     )
@@ -64,6 +72,8 @@ def status(session: Session, now: datetime, quota: QuotaLimiter | None = None) -
     }
     if quota is not None:
         out["quota"] = quota.usage(session, now).as_dict()
+    if worker_dead_after is not None:
+        out["workers"] = workers_status(session, now, worker_dead_after)
     return out
 
 

@@ -216,3 +216,19 @@ class BridgeState(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WorkerRecord(Base):
+    """A delivery worker's heartbeat: written every ``BRIDGE_HEARTBEAT_SECONDS`` while it runs.
+
+    A worker silent for ``BRIDGE_WORKER_DEAD_AFTER`` is presumed dead, and the commands it had
+    claimed (``outbox_commands.leased_by``) are released at once (see bridge/outbox/liveness.py).
+    """
+
+    __tablename__ = "workers"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column()

@@ -14,8 +14,10 @@ once it answers (:mod:`bridge.outbox.held`).
 
 It polls every ``BRIDGE_POLL_INTERVAL`` seconds (0.2 s by default) when idle, which keeps a paid
 order's invoice within a second of its webhook when the quota allows. On SIGTERM the command in
-flight finishes and is recorded, then the loop stops; a SIGKILL leaves it leased until the lease
-expires, and ``outcome_unknown`` makes the next claim look it up before sending it again.
+flight finishes and is recorded, then the loop stops. A SIGKILL leaves it claimed: the worker's
+heartbeat (:mod:`bridge.outbox.liveness`) stops, and a live worker releases its claims after
+``BRIDGE_WORKER_DEAD_AFTER`` (a restarted worker on SQLite, at once); ``outcome_unknown`` makes
+the next claim look it up before sending it again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from bridge.logging import bound, get_logger
 from bridge.mapping.stage import Mapper, Stage
 from bridge.outbox.db_backoff import DatabaseBackoff
 from bridge.outbox.delivery import Deliverer, Outcome
+from bridge.outbox.liveness import Heartbeat, Liveness
 from bridge.outbox.pause import paused, resume
 from bridge.outbox.queue import Outbox
 from bridge.outbox.quota import QuotaLimiter, QuotaLimits
@@ -177,10 +180,18 @@ def run_worker(runtime: Runtime, stop: threading.Event, worker_id: str | None = 
 
     worker_id = worker_id or default_worker_id()
     client = FacturationClient.from_settings(runtime.settings)
+    heartbeat = Heartbeat(
+        runtime.sessions,
+        worker_id,
+        Liveness.from_settings(runtime.settings),
+        sole_worker=runtime.settings.is_sqlite,
+    )
     try:
         worker = Worker(
             runtime, client, _load_mapper(runtime), worker_id=worker_id, watch=build_watch(runtime)
         )
+        heartbeat.start()  # before the first claim: takes back a dead predecessor's claims
         worker.run(stop, runtime.settings.poll_interval)
     finally:
+        heartbeat.stop()
         client.close()

@@ -77,6 +77,11 @@ def test_status_lists_and_requeue(db_url: str) -> None:
         assert status["commands"]["dead"] == 1
         assert status["delivery_paused"] is None
         assert status["quota"]["in_window"] == 0
+        assert status["workers"] == {
+            "alive": [],
+            "dead": [],
+            "commands_waiting_on_dead_worker": 0,
+        }
 
         events = client.get("/admin/events", headers=auth).json()["events"]
         assert [e["id"] for e in events] == [event_id]
@@ -109,7 +114,9 @@ def test_operator_commands(
     event_id, command_id = _seed(db_url)
     monkeypatch.setenv("BRIDGE_DATABASE_URL", db_url)
     assert main(["status"]) == 0
-    assert json.loads(capsys.readouterr().out)["commands"]["dead"] == 1
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["commands"]["dead"] == 1
+    assert shown["workers"]["commands_waiting_on_dead_worker"] == 0
     assert main(["events", "list"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["id"] == event_id
     assert main(["events", "replay", str(event_id)]) == 0

@@ -106,12 +106,15 @@ def bridge_env(db_url: str, api_url: str, **extra: str) -> dict[str, str]:
 
 @dataclass
 class Bridge:
-    """A ``web`` process and ``workers`` worker processes sharing one database."""
+    """A ``web`` process and ``workers`` worker processes sharing one database; or, with
+    ``serve``, one ``serve`` process (web and worker) that :meth:`kill_worker` kills as a whole."""
 
     env: Mapping[str, str]
     logs: Path
     workers: int = 1
+    serve: bool = False
     url: str = ""
+    port: int = 0
     web: subprocess.Popen[bytes] | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     generation: int = 0
@@ -131,20 +134,25 @@ class Bridge:
         self.logs.mkdir(parents=True, exist_ok=True)
         migrate = self._spawn("migrate", log="migrate.log")
         assert migrate.wait(60) == 0, (self.logs / "migrate.log").read_text()
-        port = free_port()
-        self.web = self._spawn("web", "--port", str(port), log="web.log")
-        self.url = f"http://127.0.0.1:{port}"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        if self.serve:
+            self.start_worker(0)
+        else:
+            self.web = self._spawn("web", "--port", str(self.port), log="web.log")
         wait_http(f"{self.url}/readyz", timeout=30)
-        for slot in range(self.workers):
+        for slot in range(0 if self.serve else self.workers):
             self.start_worker(slot)
 
     def start_worker(self, slot: int) -> None:
+        """A new worker process in ``slot`` (with ``serve``: ``serve`` again, default worker id)."""
         with self._lock:
             self.generation += 1
-            name = f"worker-{slot}-{self.generation}"
-            self.procs[str(slot)] = self._spawn(
-                "worker", "--worker-id", name, log=f"worker-{slot}.log"
-            )
+            if self.serve:
+                argv: tuple[str, ...] = ("serve", "--port", str(self.port))
+            else:
+                argv = ("worker", "--worker-id", f"worker-{slot}-{self.generation}")
+            self.procs[str(slot)] = self._spawn(*argv, log=f"worker-{slot}.log")
 
     def kill_worker(self, slot: int) -> None:
         """SIGKILL, as a crash or an OOM kill would: nothing in the process gets to run."""
@@ -171,8 +179,10 @@ def sandbox_to_file(log: Path, *options: str) -> contextlib.AbstractContextManag
 
 
 @contextlib.contextmanager
-def running_bridge(env: Mapping[str, str], logs: Path, workers: int) -> Iterator[Bridge]:
-    bridge = Bridge(env=env, logs=logs, workers=workers)
+def running_bridge(
+    env: Mapping[str, str], logs: Path, workers: int, *, serve: bool = False
+) -> Iterator[Bridge]:
+    bridge = Bridge(env=env, logs=logs, workers=workers, serve=serve)
     try:
         bridge.start()
         yield bridge
