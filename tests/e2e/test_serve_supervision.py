@@ -13,6 +13,8 @@ from tests.support.bridge_procs import bridge_env, invoice_custom, sandbox_to_fi
 from tests.support.serve import pid_alive, serve_process, wait_for
 from tests.support.webhooks import stripe_header
 
+MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
+
 pytestmark = pytest.mark.e2e
 
 
@@ -85,24 +87,45 @@ def test_sigterm_stops_serve_and_its_worker_in_order(tmp_path: Path) -> None:
 
 
 def test_readyz_is_503_once_the_worker_is_given_up(tmp_path: Path) -> None:
-    broken = tmp_path / "mappings" / "stripe"
-    broken.mkdir(parents=True)
-    (broken / "invoice.paid.yaml").write_text("commands: [this is not a mapping\n")
     env = bridge_env(
-        f"sqlite:///{tmp_path}/bridge.db",
-        "http://127.0.0.1:9",
-        BRIDGE_MAPPINGS_DIR=str(tmp_path / "mappings"),
-        BRIDGE_WORKER_MAX_RESTARTS="1",
+        f"sqlite:///{tmp_path}/bridge.db", "http://127.0.0.1:9", BRIDGE_WORKER_MAX_RESTARTS="1"
     )
     with serve_process(env, tmp_path) as serve:
+        first = wait_for(serve.children, 20, "the worker child")[0]
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(lambda: [p for p in serve.children() if p != first], 20, "a restart")[0]
+        os.kill(second, signal.SIGKILL)  # a second crash in a row: beyond the one restart allowed
         _status, body = wait_for(
             lambda: (r := serve.readyz())[0] == 503 and r, 60, "readyz 503 for the dead worker"
         )
         assert body["status"] == "unavailable"
         assert "gave up after 2 crashes in a row" in body["reason"]
-        assert "exited with status 1" in body["reason"]
+        assert "killed by SIGKILL" in body["reason"]
         assert serve.children() == []
         assert [e["in_s"] for e in serve.events("worker.restarting")] == [1.0]
         assert len(serve.events("worker.process_crashed")) == 1
         assert len(serve.events("worker.process_dead")) == 1
         assert httpx.get(f"{serve.url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_mapping_broken_after_start_stops_the_worker_loudly(tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings" / "stripe"
+    mappings.mkdir(parents=True)
+    good = mappings / "invoice.paid.yaml"
+    good.write_text((MAPPINGS / "stripe" / "invoice.paid.yaml").read_text(encoding="utf-8"))
+    env = bridge_env(
+        f"sqlite:///{tmp_path}/bridge.db",
+        "http://127.0.0.1:9",
+        BRIDGE_MAPPINGS_DIR=str(tmp_path / "mappings"),
+    )
+    with serve_process(env, tmp_path) as serve:
+        child = wait_for(serve.children, 20, "the worker child")[0]
+        wait_for(lambda: serve.readyz()[0] == 200, 20, "readyz 200")
+        good.write_text("commands: [this is not a mapping\n")
+        os.kill(child, signal.SIGKILL)  # the restarted worker reads the broken file
+        _status, body = wait_for(
+            lambda: (r := serve.readyz())[0] == 503 and r, 60, "readyz 503 for the dead worker"
+        )
+        assert "exited with status 2 (configuration error)" in body["reason"]
+        assert serve.children() == []
+        assert "invoice.paid.yaml" in (tmp_path / "serve.log").read_text()
