@@ -150,9 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bridge.admin.api import add_admin_commands
     from bridge.mapping.cli import add_mapping_commands
+    from bridge.recovery.cli import add_recovery_commands
 
     add_mapping_commands(sub)
     add_admin_commands(sub)
+    add_recovery_commands(sub)
     return parser
 
 

@@ -11,20 +11,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bridge.db.models import BridgeState
+from bridge.db.state import get_state, put_state
 
 PAUSE_KEY = "delivery_paused"
 
 
 def paused(session: Session) -> dict[str, Any] | None:
     """The pause record (``reason``, ``since``, ``by``) if delivery is paused, else ``None``."""
-    row = session.get(BridgeState, PAUSE_KEY, populate_existing=True)
-    if row is None or not row.value.get("paused"):
+    value = get_state(session, PAUSE_KEY)
+    if value is None or not value.get("paused"):
         return None
-    return dict(row.value)
+    return value
 
 
 def pause(session: Session, now: datetime, *, reason: str, by: str) -> None:
@@ -39,11 +38,4 @@ def resume(session: Session, now: datetime, *, by: str) -> bool:
 
 
 def _put(session: Session, now: datetime, value: dict[str, Any]) -> None:
-    dialect = session.get_bind().dialect.name
-    ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    stmt = ins(BridgeState).values(key=PAUSE_KEY, value=value, updated_at=now)
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["key"], set_={"value": stmt.excluded.value, "updated_at": now}
-        )
-    )
+    put_state(session, PAUSE_KEY, value, now)
