@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, urlparse
 
 from tests.support.procs import free_port
 
+LISTS = {"/v1/invoices", "/v1/refunds", "/v1/credit_notes", "/v1/checkout/sessions", "/v1/charges"}
+
 
 @dataclass
 class FakeStripe:
@@ -52,10 +54,10 @@ class FakeStripe:
         if path == "/v1/events":
             types = {v for k, v in query if k.startswith("types[")}
             rows = [e for e in self.events if not types or e["type"] in types]
-        elif path in self.objects:
+        elif path in LISTS:
             rows = [
                 o
-                for o in self.objects[path]
+                for o in self.objects.get(path, [])
                 if all(o.get(f) == params[f] for f in ("status",) if f in params)
             ]
         else:
