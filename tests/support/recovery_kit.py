@@ -28,9 +28,12 @@ def days_ago(days: float) -> int:
 
 @contextmanager
 def recovery_runtime(
-    url: str, stripe: FakeStripe | None = None, shopify: FakeShopify | None = None
+    url: str,
+    stripe: FakeStripe | None = None,
+    shopify: FakeShopify | None = None,
+    **overrides: Any,
 ) -> Iterator[Runtime]:
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(overrides)
     if stripe is not None:
         extra.update(
             stripe_api_key=stripe.key, stripe_api_base=stripe.url, stripe_backfill_rate=100
