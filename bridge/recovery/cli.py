@@ -11,27 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import date, timedelta
-from typing import Any
-
-from sqlalchemy import update
+from typing import TYPE_CHECKING, Any
 
 from bridge.config import ConfigError, Settings
-from bridge.db.models import CommandStatus, OutboxCommand, utcnow
-from bridge.db.state import put_state
-from bridge.mapping.files import all_mapping_files
-from bridge.outbox.commands import CommandKind
-from bridge.outbox.enqueue import LOOKUP_FIRST_KEY
-from bridge.recovery.backfill import BackfillSource, run_backfill
-from bridge.runtime import Runtime
+
+if TYPE_CHECKING:  # the commands import what they need when run: every CLI start stays fast
+    from bridge.recovery.backfill import BackfillSource
 
 EXIT_FOUND = 1
-_CREATES = [
-    CommandKind.ENSURE_CUSTOMER,
-    CommandKind.CREATE_INVOICE,
-    CommandKind.FULL_CREDIT_NOTE,
-    CommandKind.PARTIAL_CREDIT_NOTE,
-    CommandKind.CREATE_SETTLEMENT,
-]
 
 
 def _date(value: str) -> date:
@@ -42,6 +29,7 @@ def _date(value: str) -> date:
 
 
 def stripe_source(settings: Settings, *, events: bool = True) -> BackfillSource:
+    from bridge.mapping.files import all_mapping_files
     from bridge.recovery.stripe_api import StripeLists
     from bridge.recovery.stripe_backfill import StripeBackfill
 
@@ -57,6 +45,9 @@ def shopify_source(settings: Settings) -> BackfillSource:
 
 
 def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from bridge.recovery.backfill import run_backfill
+    from bridge.runtime import Runtime
+
     source = (stripe_source if args.source == "stripe" else shopify_source)(settings)
     runtime = Runtime.open(settings)
     try:
@@ -88,6 +79,7 @@ def _reconcile_sources(args: argparse.Namespace, settings: Settings) -> list[Bac
 def _cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.facturation.client import FacturationClient
     from bridge.recovery.reconcile import run_reconcile
+    from bridge.runtime import Runtime
 
     settings.require_api()
     sources = _reconcile_sources(args, settings)
@@ -116,6 +108,21 @@ def _print_summary(result: dict[str, Any]) -> None:
 
 
 def _cmd_after_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import update
+
+    from bridge.db.models import CommandStatus, OutboxCommand, utcnow
+    from bridge.db.state import put_state
+    from bridge.outbox.commands import CommandKind
+    from bridge.outbox.enqueue import LOOKUP_FIRST_KEY
+    from bridge.runtime import Runtime
+
+    creates = [
+        CommandKind.ENSURE_CUSTOMER,
+        CommandKind.CREATE_INVOICE,
+        CommandKind.FULL_CREDIT_NOTE,
+        CommandKind.PARTIAL_CREDIT_NOTE,
+        CommandKind.CREATE_SETTLEMENT,
+    ]
     runtime = Runtime.open(settings)
     now = utcnow()
     until = now + timedelta(days=args.days)
@@ -127,7 +134,7 @@ def _cmd_after_restore(args: argparse.Namespace, settings: Settings) -> int:
                     OutboxCommand.status.in_(
                         [CommandStatus.PENDING.value, CommandStatus.IN_FLIGHT.value]
                     ),
-                    OutboxCommand.kind.in_([k.value for k in _CREATES]),
+                    OutboxCommand.kind.in_([k.value for k in creates]),
                 )
                 .values(outcome_unknown=True, updated_at=now)
             )

@@ -6,8 +6,6 @@ import sys
 import time
 from typing import IO, Any
 
-from tqdm import tqdm
-
 from bridge.logging import get_logger
 
 log = get_logger("bridge.recovery.progress")
@@ -24,6 +22,8 @@ class Progress:
         self.covered = start
         self.bar: Any = None
         if self.stream.isatty():
+            from tqdm import tqdm
+
             self.bar = tqdm(
                 total=100.0,
                 initial=round(start * 100, 1),
