@@ -41,7 +41,7 @@ from bridge.recovery.cli import shopify_source, stripe_source  # noqa: E402
 from bridge.recovery.progress import Progress  # noqa: E402
 from bridge.recovery.reconcile import QuotaGate, list_documents  # noqa: E402
 from tests.support.fake_shopify import FakeShopify, fake_shopify_server, order_node  # noqa: E402
-from tests.support.fake_stripe import FakeStripe, fake_stripe_server  # noqa: E402
+from tests.support.fake_stripe import FakeStripe, serve_fake_stripe  # noqa: E402
 from tests.support.recovery_kit import NOW, recovery_runtime, stripe_sales  # noqa: E402
 from tests.support.sandbox import in_process_client, new_sandbox  # noqa: E402
 
@@ -113,7 +113,7 @@ def bench_backfill(sales: int, folder: Path) -> dict[str, Any]:
     ]
     since = (NOW - timedelta(days=10)).date()
     out: dict[str, Any] = {"sales": sales}
-    with fake_stripe_server(stripe), fake_shopify_server(shopify):
+    with serve_fake_stripe(stripe), fake_shopify_server(shopify):
         for name, make in (("stripe", stripe_source), ("shopify", shopify_source)):
             url = _fresh_db(folder, f"{name}.db")
             with recovery_runtime(url, stripe=stripe, shopify=shopify) as runtime:

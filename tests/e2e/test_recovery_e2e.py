@@ -25,7 +25,7 @@ from tests.support.bridge_procs import (
     sandbox_to_file,
 )
 from tests.support.fake_shopify import SHOP, TOKEN, FakeShopify, fake_shopify_server, order_node
-from tests.support.fake_stripe import FakeStripe, fake_stripe_server
+from tests.support.fake_stripe import API_KEY, FakeStripe, serve_fake_stripe
 from tests.support.recovery_kit import NOW, documents_by_key, stripe_sales
 from tests.support.webhooks import SHOPIFY_SECRET, ShopifyDelivery, fixture_bytes
 
@@ -80,14 +80,14 @@ def test_backfill_after_a_gap_invoices_every_missed_sale_exactly_once(tmp_path: 
     ]
     db_url = f"sqlite:///{tmp_path / 'bridge.db'}"
     with (
-        fake_stripe_server(stripe),
+        serve_fake_stripe(stripe),
         fake_shopify_server(shopify),
         sandbox_to_file(tmp_path / "sandbox.log") as sandbox,
     ):
         env = bridge_env(
             db_url,
             sandbox.url,
-            STRIPE_API_KEY=stripe.key,
+            STRIPE_API_KEY=API_KEY,
             STRIPE_API_BASE=stripe.url,
             SHOPIFY_WEBHOOK_SECRETS=SHOPIFY_SECRET,
             SHOPIFY_SHOP_DOMAIN=SHOP,

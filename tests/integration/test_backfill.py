@@ -19,7 +19,7 @@ from bridge.recovery.cli import shopify_source
 from bridge.recovery.cli import stripe_source as stripe_backfill_source
 from bridge.recovery.stripe_api import StripeListError
 from tests.support.fake_shopify import SHOP, FakeShopify, fake_shopify_server, order_node, refund
-from tests.support.fake_stripe import FakeStripe, fake_stripe_server
+from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
 from tests.support.recovery_kit import (
     NOW,
     documents_by_key,
@@ -43,7 +43,7 @@ def _receive_by_webhook(runtime, fake: FakeStripe, orders: range) -> None:  # ty
 
 def test_stripe_backfill_invoices_every_missed_sale_once(sqlite_url: str) -> None:
     sandbox = new_sandbox()
-    with fake_stripe_server(FakeStripe(page_size=7)) as fake:
+    with serve_fake_stripe(FakeStripe(page_size=7)) as fake:
         stripe_sales(fake, range(0, 20), age_days=5, by_events=True)  # Events API
         stripe_sales(fake, range(20, 30), age_days=45, by_events=False)  # older: invoice list
         with recovery_runtime(sqlite_url, stripe=fake) as runtime:
@@ -71,7 +71,7 @@ def test_stripe_backfill_invoices_every_missed_sale_once(sqlite_url: str) -> Non
 
 def test_an_interrupted_stripe_backfill_resumes_from_its_cursor(sqlite_url: str) -> None:
     # 4 (empty) object lists for the older part of the period, then 3 pages of events, then 500s
-    with fake_stripe_server(FakeStripe(page_size=5, fail_after=7)) as fake:
+    with serve_fake_stripe(FakeStripe(page_size=5, fail_after=7)) as fake:
         stripe_sales(fake, range(0, 30), age_days=3, by_events=True)
         with recovery_runtime(sqlite_url, stripe=fake) as runtime:
             with pytest.raises(StripeListError):
@@ -81,11 +81,11 @@ def test_an_interrupted_stripe_backfill_resumes_from_its_cursor(sqlite_url: str)
             assert cursor is not None
             assert (cursor["stored"], cursor["done"]) == (15, False)
             fake.fail_after = None
-            calls_before = len(fake.calls)
+            calls_before = len(fake.paths)
             result = run_backfill(runtime, stripe_backfill_source(runtime.settings), SINCE)
             assert result.resumed
             assert result.stored == 30
-            assert len(fake.calls) - calls_before == 3  # event pages 4 to 6 only: no listing again
+            assert len(fake.paths) - calls_before == 3  # event pages 4 to 6 only: no listing again
             with runtime.sessions() as session:
                 assert session.query(InboxEvent).count() == 30
 

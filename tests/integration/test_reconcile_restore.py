@@ -18,7 +18,7 @@ from bridge.inbound.sources.stripe import delivery as stripe_delivery
 from bridge.recovery.backfill import run_backfill
 from bridge.recovery.cli import stripe_source
 from bridge.recovery.reconcile import REPORT_KEY, QuotaGate, run_reconcile
-from tests.support.fake_stripe import FakeStripe, fake_stripe_server, paid_invoice_event
+from tests.support.fake_stripe import FakeStripe, paid_invoice_event, serve_fake_stripe
 from tests.support.recovery_kit import (
     NOW,
     days_ago,
@@ -49,7 +49,7 @@ def _refund(fake: FakeStripe, order: int, cents: int) -> None:
 
 def test_reconcile_finds_each_discrepancy_and_fix_repairs_the_missing(sqlite_url: str) -> None:
     sandbox = new_sandbox()
-    with fake_stripe_server() as fake, recovery_runtime(sqlite_url, stripe=fake) as runtime:
+    with serve_fake_stripe() as fake, recovery_runtime(sqlite_url, stripe=fake) as runtime:
         stripe_sales(fake, range(6), age_days=3, by_events=True)
         run_backfill(runtime, stripe_source(runtime.settings), SINCE)
         run_worker(runtime, sandbox)  # sales 0-5 invoiced
@@ -105,7 +105,7 @@ def test_a_restored_database_replays_nothing_twice(
     sandbox = new_sandbox()
     db_file = Path(sqlite_url.removeprefix("sqlite:///"))
     backup = tmp_path / "backup.db"
-    with fake_stripe_server() as fake:
+    with serve_fake_stripe() as fake:
         with recovery_runtime(sqlite_url, stripe=fake) as runtime:
             stripe_sales(fake, range(0, 5), age_days=4, by_events=True)
             run_backfill(runtime, stripe_source(runtime.settings), SINCE)

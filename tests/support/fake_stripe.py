@@ -1,123 +1,150 @@
-"""A small Stripe API over real HTTP: list objects, the Events API and Checkout look-ups.
+"""A local Stripe API over real HTTP, for the mapping stage's look-ups, backfill and reconcile.
 
-Speaks what the bridge reads: ``GET /v1/events`` (``types[]``, ``created[gte]``/``created[lt]``),
-``/v1/invoices`` (``status``), ``/v1/refunds`` (``expand[]=data.charge``), ``/v1/credit_notes``,
-``/v1/checkout/sessions`` (``status``, ``payment_intent``) and
-``/v1/checkout/sessions/ID/line_items`` — list objects newest first, ``limit``, ``starting_after``,
-``has_more`` — behind ``Authorization: Bearer <key>``. ``fail_after`` makes every request past
-that many answer 500 (an interrupted backfill).
+Serves what :mod:`bridge.mapping.enrichment` calls, the way Stripe documents it: Bearer key,
+``GET /v1/checkout/sessions/{id}/line_items`` paginated with ``limit`` / ``starting_after`` /
+``has_more`` (and ``expand[]`` or ``expand[N]``), ``GET /v1/checkout/sessions?payment_intent=``,
+and ``404 resource_missing`` for an unknown session. Items are sent as the test gives them, so it
+can put integers beyond 2**53 or decimals in them.
+
+For :mod:`bridge.recovery`: the Events API ``GET /v1/events`` (``types[]``, ``created[gte]``/
+``created[lt]``) and the lists ``/v1/invoices`` (``status``), ``/v1/refunds``
+(``expand[]=data.charge``), ``/v1/credit_notes``, ``/v1/checkout/sessions`` (``status``), newest
+first. ``fail_after`` makes every request past that many answer 500 (an interrupted backfill).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlparse
+from urllib.parse import parse_qs, urlparse
 
 from tests.support.procs import free_port
 
+API_KEY = "sk_test_fake"
 LISTS = {"/v1/invoices", "/v1/refunds", "/v1/credit_notes", "/v1/checkout/sessions", "/v1/charges"}
 
 
 @dataclass
+class Seen:
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+
+
+@dataclass
 class FakeStripe:
-    key: str = "sk_test_fake"
+    line_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    sessions_by_payment_intent: dict[str, str] = field(default_factory=dict)
+    page_size: int = 100  # at most this many items per page, whatever ``limit`` asks
+    status: int | None = None  # answer every request with this error status instead
+    seen: list[Seen] = field(default_factory=list)
     url: str = ""
-    events: list[dict[str, Any]] = field(default_factory=list)
-    objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # path -> objects
-    line_items: list[dict[str, Any]] = field(default_factory=list)  # every session's
-    session_for_intent: str | None = None
-    page_size: int | None = None  # smaller pages than ``limit`` asks for
+    events: list[dict[str, Any]] = field(default_factory=list)  # for the Events API
+    objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # list path -> objects
     fail_after: int | None = None
-    calls: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, path: str, obj: dict[str, Any]) -> None:
         self.objects.setdefault(path, []).append(obj)
 
-    def answer(self, path: str, query: list[tuple[str, str]]) -> tuple[int, dict[str, Any]]:
-        with self.lock:
-            self.calls.append(path)
-            if self.fail_after is not None and len(self.calls) > self.fail_after:
-                return 500, {"error": {"type": "api_error", "message": "down"}}
-        params = dict(query)
-        if path.endswith("/line_items"):
-            return 200, self._page(self.line_items, params)
-        if path == "/v1/checkout/sessions" and "payment_intent" in params:
-            data = [{"id": self.session_for_intent}] if self.session_for_intent else []
-            return 200, {"object": "list", "data": data, "has_more": False}
+    @property
+    def paths(self) -> list[str]:
+        return [s.path for s in self.seen]
+
+    def answer(self, path: str, query: dict[str, list[str]], key: str) -> tuple[int, Any]:
+        if key != f"Bearer {API_KEY}":
+            return 401, _error("invalid_request_error", None, "Invalid API Key provided")
+        if self.status is not None or (
+            self.fail_after is not None and len(self.seen) > self.fail_after
+        ):
+            return self.status or 500, _error("api_error", None, "Something went wrong")
+        parts = path.strip("/").split("/")
+        if (
+            parts[:3] == ["v1", "checkout", "sessions"]
+            and len(parts) == 5
+            and parts[4] == "line_items"
+        ):
+            return self._line_items(path, parts[3], query)
+        if path == "/v1/events" or (path in LISTS and "payment_intent" not in query):
+            return 200, self._list(path, query)
+        if path == "/v1/checkout/sessions":
+            found = self.sessions_by_payment_intent.get(query.get("payment_intent", [""])[0])
+            sessions = [{"id": found, "object": "checkout.session"}] if found else []
+            return 200, _page(sessions, False, path)
+        return 404, _error("invalid_request_error", "resource_missing", f"Unrecognized URL {path}")
+
+    def _line_items(self, path: str, session: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        if session not in self.line_items:
+            message = f"No such checkout.session: '{session}'"
+            return 404, _error("invalid_request_error", "resource_missing", message)
+        items = self.line_items[session]
+        after = query.get("starting_after", [None])[0]
+        start = next((i + 1 for i, item in enumerate(items) if item["id"] == after), 0)
+        size = min(int(query.get("limit", ["10"])[0]), self.page_size)
+        return 200, _page(items[start : start + size], start + size < len(items), path)
+
+    def _list(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        def one(name: str) -> str | None:
+            return query.get(name, [None])[0]
+
         if path == "/v1/events":
-            types = {v for k, v in query if k.startswith("types[")}
+            types = {v for k, vs in query.items() if k.startswith("types[") for v in vs}
             rows = [e for e in self.events if not types or e["type"] in types]
-        elif path in LISTS:
-            rows = [
-                o
-                for o in self.objects.get(path, [])
-                if all(o.get(f) == params[f] for f in ("status",) if f in params)
-            ]
         else:
-            return 404, {"error": {"type": "invalid_request_error", "message": "no such path"}}
-        gte, lt = params.get("created[gte]"), params.get("created[lt]")
+            status = one("status")
+            rows = [
+                o for o in self.objects.get(path, []) if status is None or o.get("status") == status
+            ]
+        gte, lt = one("created[gte]"), one("created[lt]")
         rows = [
             r
             for r in rows
             if (gte is None or r["created"] >= int(gte)) and (lt is None or r["created"] < int(lt))
         ]
         rows.sort(key=lambda r: (r["created"], r["id"]), reverse=True)
-        page = self._page(rows, params)
-        if "data.charge" in {v for k, v in query if k.startswith("expand[")}:
-            charges = {c["id"]: c for c in self.objects.get("/v1/charges", [])}
-            page["data"] = [
-                {**r, "charge": charges.get(r["charge"], r["charge"])} for r in page["data"]
-            ]
-        return 200, page
-
-    def _page(self, rows: list[dict[str, Any]], params: dict[str, str]) -> dict[str, Any]:
-        size = min(int(params.get("limit", 10)), self.page_size or 100)
-        start = 0
-        if after := params.get("starting_after"):
-            ids = [r["id"] for r in rows]
-            start = ids.index(after) + 1 if after in ids else len(rows)
+        after = one("starting_after")
+        start = next((i + 1 for i, r in enumerate(rows) if r["id"] == after), 0)
+        size = min(int(one("limit") or "10"), self.page_size)
         data = rows[start : start + size]
-        return {"object": "list", "data": data, "has_more": start + size < len(rows), "url": ""}
+        if "data.charge" in {v for k, vs in query.items() if k.startswith("expand[") for v in vs}:
+            charges = {c["id"]: c for c in self.objects.get("/v1/charges", [])}
+            data = [{**r, "charge": charges.get(r["charge"], r["charge"])} for r in data]
+        return _page(data, start + size < len(rows), path)
 
 
-def _handler(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
+def _page(data: list[Any], has_more: bool, url: str) -> dict[str, Any]:
+    return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+def _error(kind: str, code: str | None, message: str) -> dict[str, Any]:
+    return {"error": {"type": kind, "code": code, "message": message}}
+
+
+@contextmanager
+def serve_fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
+    fake = fake or FakeStripe()
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
-            if self.headers.get("Authorization") != f"Bearer {fake.key}":
-                with fake.lock:
-                    fake.calls.append(url.path)
-                self._send(401, {"error": {"type": "invalid_request_error", "message": "bad key"}})
-                return
-            status, body = fake.answer(url.path, parse_qsl(url.query))
-            self._send(status, body)
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
+            query = parse_qs(url.query)
+            fake.seen.append(Seen(url.path, query, dict(self.headers.items())))
+            status, body = fake.answer(url.path, query, self.headers.get("Authorization", ""))
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("Request-Id", "req_fake")
             self.end_headers()
             self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    return Handler
-
-
-@contextlib.contextmanager
-def fake_stripe_server(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
-    fake = fake or FakeStripe()
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _handler(fake))
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -15,7 +15,7 @@ from bridge.outbox.worker import Worker
 from bridge.runtime import Runtime
 from facturation_sandbox import Sandbox
 from tests.support.fake_shopify import SHOP, TOKEN, FakeShopify
-from tests.support.fake_stripe import FakeStripe, paid_invoice_event
+from tests.support.fake_stripe import API_KEY, FakeStripe, paid_invoice_event
 from tests.support.outbox_kit import settings_for
 from tests.support.sandbox import in_process_client
 
@@ -35,9 +35,7 @@ def recovery_runtime(
 ) -> Iterator[Runtime]:
     extra: dict[str, Any] = dict(overrides)
     if stripe is not None:
-        extra.update(
-            stripe_api_key=stripe.key, stripe_api_base=stripe.url, stripe_backfill_rate=100
-        )
+        extra.update(stripe_api_key=API_KEY, stripe_api_base=stripe.url, stripe_backfill_rate=100)
     if shopify is not None:
         extra.update(
             shopify_shop_domain=SHOP, shopify_admin_token=TOKEN, shopify_admin_url=shopify.url

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -18,7 +22,6 @@ from bridge.mapping.engine import (
     MappingError,
 )
 from bridge.outbox.commands import CommandKind
-from tests.support.fake_stripe import FakeStripe, fake_stripe_server
 from tests.support.procs import free_port
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -228,26 +231,67 @@ def test_unknown_event_types_are_skipped(mapper: MappingEngine) -> None:
 # -- Stripe look-ups over real HTTP ----------------------------------------------------------------
 
 
+class FakeStripe(BaseHTTPRequestHandler):
+    """A tiny Stripe API: checkout line items and sessions by payment intent."""
+
+    calls: list[str] = []  # noqa: RUF012 -- one server per test, reset by the fixture
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        FakeStripe.calls.append(url.path)
+        if self.headers.get("Authorization") != "Bearer sk_test_fake":
+            self._send(401, {"error": {"message": "bad key"}})
+        elif url.path.endswith("/line_items"):
+            query = parse_qs(url.query)
+            assert "data.taxes" in query.get("expand[]", [])
+            item = {
+                "id": "li_1", "object": "item", "description": "Affiche A2", "quantity": 3,
+                "amount_subtotal": 1000, "amount_total": 1000, "amount_tax": 0, "currency": "usd",
+                "taxes": [],
+            }  # fmt: skip
+            page = parse_qs(url.query).get("starting_after")
+            if page:
+                self._send(200, {"object": "list", "data": [{**item, "id": "li_2", "description": "Mug", "quantity": 2, "amount_subtotal": 2000, "amount_total": 2000}], "has_more": False})  # fmt: skip
+            else:
+                self._send(200, {"object": "list", "data": [item], "has_more": True})
+        elif url.path == "/v1/checkout/sessions":
+            self._send(200, {"object": "list", "data": [{"id": "cs_found"}], "has_more": False})
+        else:
+            self._send(404, {})
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
 @pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
-    item = {
-        "id": "li_1", "object": "item", "description": "Affiche A2", "quantity": 3,
-        "amount_subtotal": 1000, "amount_total": 1000, "amount_tax": 0, "currency": "usd",
-        "taxes": [],
-    }  # fmt: skip
-    mug = {**item, "id": "li_2", "description": "Mug", "quantity": 2, "amount_subtotal": 2000, "amount_total": 2000}  # fmt: skip
-    fake = FakeStripe(line_items=[item, mug], session_for_intent="cs_found", page_size=1)
-    with fake_stripe_server(fake) as running:
-        yield running
+def fake_stripe() -> Iterator[str]:
+    FakeStripe.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeStripe)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
-def test_checkout_line_items_are_fetched_while_mapping(fake_stripe: FakeStripe) -> None:
-    settings = Settings(stripe_api_base=fake_stripe.url, stripe_api_key="sk_test_fake")
+def test_checkout_line_items_are_fetched_while_mapping(fake_stripe: str) -> None:
+    settings = Settings(stripe_api_base=fake_stripe, stripe_api_key="sk_test_fake")
     mapper = MappingEngine.load(settings)
     payload = parse_json(CHECKOUT.read_bytes())
     _customer, invoice = mapper.map_event(stripe_event(payload)).commands
     session = payload["data"]["object"]["id"]
-    assert fake_stripe.calls == [f"/v1/checkout/sessions/{session}/line_items"] * 2
+    assert FakeStripe.calls == [f"/v1/checkout/sessions/{session}/line_items"] * 2
     assert [(i["title"], i["quantity"]) for i in invoice.payload["items"]] == [
         ("Affiche A2", "3"),
         ("Mug", "2"),
@@ -261,9 +305,9 @@ def test_checkout_line_items_are_fetched_while_mapping(fake_stripe: FakeStripe) 
     assert command.refs == {"invoice_id": "stripe:checkout:cs_found"}
 
 
-def test_stripe_unreachable_is_a_retryable_enrichment_error(fake_stripe: FakeStripe) -> None:
+def test_stripe_unreachable_is_a_retryable_enrichment_error(fake_stripe: str) -> None:
     payload = parse_json(CHECKOUT.read_bytes())
-    wrong_key = Settings(stripe_api_base=fake_stripe.url, stripe_api_key="sk_wrong")
+    wrong_key = Settings(stripe_api_base=fake_stripe, stripe_api_key="sk_wrong")
     with pytest.raises(EnrichmentError, match="HTTP 401"):
         MappingEngine.load(wrong_key).map_event(stripe_event(payload))
     down = Settings(stripe_api_base=f"http://127.0.0.1:{free_port()}", stripe_api_key="sk_x")
