@@ -187,10 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bridge.admin.api import add_admin_commands
     from bridge.mapping.cli import add_mapping_commands
+    from bridge.recovery.cli import add_recovery_commands
     from bridge.watch.setup import add_alert_commands
 
     add_mapping_commands(sub)
     add_admin_commands(sub)
+    add_recovery_commands(sub)
     add_alert_commands(sub)
     return parser
 

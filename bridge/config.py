@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     stripe_api_key: SecretStr = Field(SecretStr(""), alias="STRIPE_API_KEY")
     stripe_api_base: str = Field("https://api.stripe.com", alias="STRIPE_API_BASE")
 
+    # Backfill and reconcile (bridge/recovery): the Shopify Admin API, rates, the quota share
+    shopify_shop_domain: str = Field("", alias="SHOPIFY_SHOP_DOMAIN")
+    shopify_admin_token: SecretStr = Field(SecretStr(""), alias="SHOPIFY_ADMIN_TOKEN")
+    shopify_api_version: str = Field("2025-10", alias="SHOPIFY_API_VERSION")
+    shopify_admin_url: str = Field("", alias="SHOPIFY_ADMIN_URL")
+    stripe_backfill_rate: float = Field(20.0, gt=0, le=100, alias="STRIPE_BACKFILL_RATE")
+    reconcile_quota_share: float = Field(0.5, gt=0, le=1, alias="BRIDGE_RECONCILE_QUOTA_SHARE")
+
     # Admin, mappings, merchant
     admin_token: SecretStr = Field(SecretStr(""), alias="BRIDGE_ADMIN_TOKEN")
     mappings_dir: Path | None = Field(None, alias="BRIDGE_MAPPINGS_DIR")
@@ -175,6 +183,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("shopify_admin_url")
+    @classmethod
+    def _optional_http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("shopify_shop_domain")
+    @classmethod
+    def _shop_domain(cls, value: str) -> str:
+        if "/" in value or " " in value:
+            raise ValueError(f"{value!r} is not a shop domain like my-shop.myshopify.com")
+        return value.lower()
+
     @field_validator("shopify_shop_domains_raw")
     @classmethod
     def _domains(cls, value: str) -> str:
@@ -241,6 +263,12 @@ class Settings(BaseSettings):
     def quota_per_day(self) -> int:
         scaled = self.quota_reserve * self.daily_limit // self.rate_limit
         return max(1, self.daily_limit - scaled)
+
+    @property
+    def shopify_graphql_url(self) -> str:
+        """The Admin GraphQL endpoint: ``SHOPIFY_ADMIN_URL`` (else the shop) + the API version."""
+        base = self.shopify_admin_url or f"https://{self.shopify_shop_domain}"
+        return f"{base}/admin/api/{self.shopify_api_version}/graphql.json"
 
     def require_api(self) -> None:
         """Raise :class:`ConfigError` unless everything needed to call the API is set."""

@@ -29,6 +29,7 @@ class Runtime:
                 settings.api_key.get_secret_value(),
                 settings.admin_token.get_secret_value(),
                 settings.stripe_api_key.get_secret_value(),
+                settings.shopify_admin_token.get_secret_value(),
                 *settings.stripe_webhook_secrets,
                 *settings.shopify_webhook_secrets,
                 *settings.alert_urls,

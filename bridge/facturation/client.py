@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -216,8 +216,12 @@ class FacturationClient:
         """One page of invoices (credit notes included); lines only with ``with_details=1``."""
         return self._call("GET", self._firm("/invoices.json"), params=params)
 
-    def iter_invoices(self, **params: Any) -> Iterator[dict[str, Any]]:
-        return self._iterate("/invoices.json", params)
+    def iter_invoices(
+        self, *, before_page: Callable[[], None] | None = None, **params: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every invoice and credit note matching ``params``, 50 a page; ``before_page`` runs before
+        each page's request (e.g. to take it from the shared quota)."""
+        return self._iterate("/invoices.json", params, before_page)
 
     def create_invoice(self, body: Mapping[str, Any], *, draft: bool = False) -> ApiResult:
         """A finalised invoice (numbered, immutable amounts), or a draft with ``draft=True``."""
@@ -283,10 +287,17 @@ class FacturationClient:
     def _firm(self, path: str) -> str:
         return f"/firms/{self.firm_id}{path}"
 
-    def _iterate(self, path: str, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    def _iterate(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        before_page: Callable[[], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Every record of a list, page after page, following ``X-Pagination``."""
         page = int(params.get("page") or 1)
         while True:
+            if before_page is not None:
+                before_page()
             response = self._send("GET", self._firm(path), params={**params, "page": page})
             records = self._decode(response)
             yield from records if isinstance(records, list) else []

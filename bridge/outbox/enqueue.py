@@ -4,6 +4,15 @@
 Dependencies are stored by *key*, since the command depended on may not exist yet (a refund that
 arrives before its order waits for the order's invoice). A command with ``only_if_refs_exist``
 whose referenced commands are absent is stored cancelled, with the reason.
+
+Recovered commands: those of an inbox event stored by a backfill or by reconcile's ``--fix`` (its
+stored headers carry ``x-bridge-origin``), or enqueued with ``recovered=True``, may describe a sale
+already in Facturation.pro (a webhook received before a database restore, a document made by an
+earlier run). They are stored with ``outcome_unknown`` set, so that delivery looks each one up by
+``api_id`` before creating it, and at :attr:`Priority.BACKFILL`, after live sales. After a
+database restore (``facturation-bridge after-restore``), until ``recovery.lookup_first_until`` in
+``bridge_state``, *every* command is looked up before it is created: a sale's second event may
+arrive after the restore while its first one, and the document, came before.
 """
 
 from __future__ import annotations
@@ -18,10 +27,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bridge.db.models import CommandDependency, CommandStatus, OutboxCommand
-from bridge.outbox.commands import Command
+from bridge.db.models import CommandDependency, CommandStatus, InboxEvent, OutboxCommand
+from bridge.db.state import get_state
+from bridge.outbox.commands import Command, Priority
 
 _PENDING = CommandStatus.PENDING.value
+# Stored on an inbox event that came from a backfill (or reconcile --fix), not from a webhook.
+ORIGIN_HEADER = "x-bridge-origin"
+# In bridge_state after a restore: {"until": iso8601}; until then every command is looked up first.
+LOOKUP_FIRST_KEY = "recovery.lookup_first_until"
 
 
 def jsonable(value: Any) -> Any:
@@ -48,8 +62,16 @@ def enqueue(
     *,
     now: datetime,
     inbox_event_id: int | None = None,
+    recovered: bool | None = None,
 ) -> Enqueued:
-    """Store ``commands`` in the caller's transaction; a key already stored is left as it is."""
+    """Store ``commands`` in the caller's transaction; a key already stored is left as it is.
+
+    ``recovered`` (by default: whether the inbox event came from a backfill) stores them to be
+    looked up before they are created, after live sales (see the module docstring).
+    """
+    if recovered is None:
+        recovered = inbox_event_id is not None and _from_backfill(session, inbox_event_id)
+    look_up_first = recovered or _after_restore(session, now)
     dialect = session.get_bind().dialect.name
     ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
     inserted = existing = cancelled = 0
@@ -74,11 +96,13 @@ def enqueue(
                 credit_of=_credit_of(command),
                 inbox_event_id=inbox_event_id,
                 status=status,
-                priority=int(command.priority),
+                priority=max(int(command.priority), Priority.BACKFILL)
+                if recovered
+                else int(command.priority),
                 attempts=0,
                 next_attempt_at=now,
                 lease_token=0,
-                outcome_unknown=False,
+                outcome_unknown=look_up_first,
                 last_error=reason,
                 created_at=now,
                 updated_at=now,
@@ -97,6 +121,17 @@ def enqueue(
                 [{"command_id": new_id, "depends_on_key": key} for key in deps],
             )
     return Enqueued(inserted, existing, cancelled)
+
+
+def _from_backfill(session: Session, inbox_event_id: int) -> bool:
+    # The mapping stage holds this row in the session already: no query in the common case.
+    row = session.get(InboxEvent, inbox_event_id)
+    return row is not None and bool((row.headers or {}).get(ORIGIN_HEADER))
+
+
+def _after_restore(session: Session, now: datetime) -> bool:
+    until = (get_state(session, LOOKUP_FIRST_KEY) or {}).get("until")
+    return bool(until) and datetime.fromisoformat(str(until)) > now
 
 
 def _credit_of(command: Command) -> str | None:

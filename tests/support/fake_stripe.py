@@ -1,10 +1,15 @@
-"""A local Stripe API over real HTTP, for the mapping stage's look-ups.
+"""A local Stripe API over real HTTP, for the mapping stage's look-ups, backfill and reconcile.
 
 Serves what :mod:`bridge.mapping.enrichment` calls, the way Stripe documents it: Bearer key,
 ``GET /v1/checkout/sessions/{id}/line_items`` paginated with ``limit`` / ``starting_after`` /
 ``has_more`` (and ``expand[]`` or ``expand[N]``), ``GET /v1/checkout/sessions?payment_intent=``,
 and ``404 resource_missing`` for an unknown session. Items are sent as the test gives them, so it
 can put integers beyond 2**53 or decimals in them.
+
+For :mod:`bridge.recovery`: the Events API ``GET /v1/events`` (``types[]``, ``created[gte]``/
+``created[lt]``) and the lists ``/v1/invoices`` (``status``), ``/v1/refunds``
+(``expand[]=data.charge``), ``/v1/credit_notes``, ``/v1/checkout/sessions`` (``status``), newest
+first. ``fail_after`` makes every request past that many answer 500 (an interrupted backfill).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from urllib.parse import parse_qs, urlparse
 from tests.support.procs import free_port
 
 API_KEY = "sk_test_fake"
+LISTS = {"/v1/invoices", "/v1/refunds", "/v1/credit_notes", "/v1/checkout/sessions", "/v1/charges"}
 
 
 @dataclass
@@ -38,6 +44,12 @@ class FakeStripe:
     status: int | None = None  # answer every request with this error status instead
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)  # for the Events API
+    objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # list path -> objects
+    fail_after: int | None = None
+
+    def add(self, path: str, obj: dict[str, Any]) -> None:
+        self.objects.setdefault(path, []).append(obj)
 
     @property
     def paths(self) -> list[str]:
@@ -46,8 +58,10 @@ class FakeStripe:
     def answer(self, path: str, query: dict[str, list[str]], key: str) -> tuple[int, Any]:
         if key != f"Bearer {API_KEY}":
             return 401, _error("invalid_request_error", None, "Invalid API Key provided")
-        if self.status is not None:
-            return self.status, _error("api_error", None, "Something went wrong")
+        if self.status is not None or (
+            self.fail_after is not None and len(self.seen) > self.fail_after
+        ):
+            return self.status or 500, _error("api_error", None, "Something went wrong")
         parts = path.strip("/").split("/")
         if (
             parts[:3] == ["v1", "checkout", "sessions"]
@@ -55,6 +69,8 @@ class FakeStripe:
             and parts[4] == "line_items"
         ):
             return self._line_items(path, parts[3], query)
+        if path == "/v1/events" or (path in LISTS and "payment_intent" not in query):
+            return 200, self._list(path, query)
         if path == "/v1/checkout/sessions":
             found = self.sessions_by_payment_intent.get(query.get("payment_intent", [""])[0])
             sessions = [{"id": found, "object": "checkout.session"}] if found else []
@@ -70,6 +86,34 @@ class FakeStripe:
         start = next((i + 1 for i, item in enumerate(items) if item["id"] == after), 0)
         size = min(int(query.get("limit", ["10"])[0]), self.page_size)
         return 200, _page(items[start : start + size], start + size < len(items), path)
+
+    def _list(self, path: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        def one(name: str) -> str | None:
+            return query.get(name, [None])[0]
+
+        if path == "/v1/events":
+            types = {v for k, vs in query.items() if k.startswith("types[") for v in vs}
+            rows = [e for e in self.events if not types or e["type"] in types]
+        else:
+            status = one("status")
+            rows = [
+                o for o in self.objects.get(path, []) if status is None or o.get("status") == status
+            ]
+        gte, lt = one("created[gte]"), one("created[lt]")
+        rows = [
+            r
+            for r in rows
+            if (gte is None or r["created"] >= int(gte)) and (lt is None or r["created"] < int(lt))
+        ]
+        rows.sort(key=lambda r: (r["created"], r["id"]), reverse=True)
+        after = one("starting_after")
+        start = next((i + 1 for i, r in enumerate(rows) if r["id"] == after), 0)
+        size = min(int(one("limit") or "10"), self.page_size)
+        data = rows[start : start + size]
+        if "data.charge" in {v for k, vs in query.items() if k.startswith("expand[") for v in vs}:
+            charges = {c["id"]: c for c in self.objects.get("/v1/charges", [])}
+            data = [{**r, "charge": charges.get(r["charge"], r["charge"])} for r in data]
+        return _page(data, start + size < len(rows), path)
 
 
 def _page(data: list[Any], has_more: bool, url: str) -> dict[str, Any]:
@@ -110,3 +154,16 @@ def serve_fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def paid_invoice_event(order: int, customer: str, cents: int, created: int) -> dict[str, Any]:
+    """An ``invoice.paid`` event for ``order`` from the fixture (see bridge_procs.stripe_sale)."""
+    from tests.support.bridge_procs import stripe_sale
+
+    event: dict[str, Any] = json.loads(stripe_sale(order, customer, cents).body)
+    event["created"] = created
+    invoice = event["data"]["object"]
+    invoice["created"] = created
+    invoice["status"] = "paid"
+    invoice.setdefault("status_transitions", {})["paid_at"] = created
+    return event
