@@ -21,13 +21,13 @@ the JSON API and the commands use.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -55,6 +55,9 @@ from bridge.logging import get_logger
 from bridge.outbox.quota import QuotaLimiter, QuotaLimits
 from bridge.runtime import Runtime
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 log = get_logger("bridge.admin.pages")
 
 ROOT = sessions.PATH
@@ -68,12 +71,18 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
-_templates = Environment(
-    loader=PackageLoader("bridge.admin", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@functools.cache
+def _templates() -> Environment:
+    """The templates, loaded on first use (Jinja2 stays out of the start-up path)."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bridge.admin", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 @dataclass
@@ -94,17 +103,21 @@ class Page:
 
     def render(self, template: str, status_code: int = 200, **values: Any) -> Response:
         flash = self.session.pop("flash")
-        html = _templates.get_template(template).render(
-            t=translator(self.lang),
-            lang=self.lang,
-            languages=LANGUAGES,
-            csrf=self.session.csrf,
-            authenticated=self.session.authenticated,
-            flash=flash,
-            root=ROOT,
-            here=self.request.url.path
-            + (f"?{self.request.url.query}" if self.request.url.query else ""),
-            **values,
+        html = (
+            _templates()
+            .get_template(template)
+            .render(
+                t=translator(self.lang),
+                lang=self.lang,
+                languages=LANGUAGES,
+                csrf=self.session.csrf,
+                authenticated=self.session.authenticated,
+                flash=flash,
+                root=ROOT,
+                here=self.request.url.path
+                + (f"?{self.request.url.query}" if self.request.url.query else ""),
+                **values,
+            )
         )
         return HTMLResponse(html, status_code)
 
