@@ -1,4 +1,4 @@
-"""The Starlette application: health, readiness, webhook ingress and the admin API.
+"""The Starlette application: health, readiness, webhook ingress, the admin API, page and metrics.
 
 Endpoints stay thin: webhook handlers verify on the raw bytes, store, answer. No call to
 Facturation.pro, Stripe or Shopify ever happens inside a request.
@@ -54,6 +54,8 @@ async def readyz(request: Request) -> Response:
 
 def _routes() -> list[BaseRoute]:
     from bridge.admin.api import admin_routes
+    from bridge.admin.metrics import metrics
+    from bridge.admin.pages import page_routes
     from bridge.inbound.ingress import webhook_routes
 
     return [
@@ -61,6 +63,8 @@ def _routes() -> list[BaseRoute]:
         Route("/readyz", readyz, methods=["GET"]),
         *webhook_routes(),
         *admin_routes(),
+        *page_routes(),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
 
 

@@ -113,6 +113,7 @@ class Settings(BaseSettings):
 
     # Admin, mappings, merchant
     admin_token: SecretStr = Field(SecretStr(""), alias="BRIDGE_ADMIN_TOKEN")
+    metrics_public: bool = Field(False, alias="BRIDGE_METRICS_PUBLIC")
     mappings_dir: Path | None = Field(None, alias="BRIDGE_MAPPINGS_DIR")
     timezone_name: str = Field("Europe/Paris", alias="BRIDGE_TIMEZONE")
 

@@ -20,7 +20,6 @@ already holds its credentials.
 from __future__ import annotations
 
 import argparse
-import hmac
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bridge.admin.auth import bearer_matches
 from bridge.admin.operations import (
     list_commands,
     list_events,
@@ -60,10 +60,7 @@ def _authorised(request: Request) -> Response | None:
     token = runtime.settings.admin_token.get_secret_value()
     if not token:
         return JSONResponse({"error": "not found"}, 404)
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
-    ):
+    if not bearer_matches(request, token):
         log.warning("admin.unauthorised", path=request.url.path)
         return JSONResponse(
             {"error": "unauthorised"}, 401, headers={"WWW-Authenticate": 'Bearer realm="admin"'}

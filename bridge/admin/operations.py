@@ -1,6 +1,6 @@
 """What an operator can see and do: status, failed events, dead commands, replay, retry, pause.
 
-Shared by the admin HTTP API and the ``facturation-bridge`` admin commands; every function runs in
+Shared by the admin HTTP API, the admin page and the ``facturation-bridge`` admin commands; every function runs in
 the caller's session (the caller commits). Nothing here calls Facturation.pro.
 """
 
@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from bridge.admin.search import MAX_ID, clean, matches_command, matches_event
 from bridge.db.models import (
     CommandDependency,
     CommandStatus,
@@ -23,7 +24,7 @@ from bridge.outbox.liveness import workers_status
 from bridge.outbox.pause import pause, paused, resume
 from bridge.outbox.quota import QuotaLimiter
 
-MAX_ID = 2**63 - 1
+BULK_LIMIT = 1000  # rows one "replay all" or "retry all" acts on
 
 
 def status(
@@ -77,47 +78,87 @@ def status(
     return out
 
 
-def list_events(session: Session, state: str, limit: int = 100) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(InboxEvent).where(InboxEvent.status == state).order_by(InboxEvent.id).limit(limit)
-    ).scalars()
-    return [
-        {
-            "id": r.id,
-            "source": r.source,
-            "event_id": r.event_id,
-            "event_type": r.event_type,
-            "status": r.status,
-            "reason": r.status_reason,
-            "attempts": r.attempts,
-            "received_at": r.received_at.isoformat(),
-        }
-        for r in rows
-    ]
+def _events_query(session: Session, state: str, query: str) -> Select[Any]:
+    stmt = select(InboxEvent)
+    if state:
+        stmt = stmt.where(InboxEvent.status == state)
+    if clean(query):
+        stmt = stmt.where(matches_event(session, query))
+    return stmt
 
 
-def list_commands(session: Session, state: str, limit: int = 100) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(OutboxCommand)
-        .where(OutboxCommand.status == state)
-        .order_by(OutboxCommand.id)
-        .limit(limit)
-    ).scalars()
-    return [
-        {
-            "id": r.id,
-            "key": r.idempotency_key,
-            "kind": r.kind,
-            "status": r.status,
-            "attempts": r.attempts,
-            "last_error": r.last_error,
-            "outcome_unknown": r.outcome_unknown,
-            "remote_id": r.remote_id,
-            "result": r.result,
-            "inbox_event_id": r.inbox_event_id,
-        }
-        for r in rows
-    ]
+def _commands_query(session: Session, state: str, query: str) -> Select[Any]:
+    stmt = select(OutboxCommand)
+    if state:
+        stmt = stmt.where(OutboxCommand.status == state)
+    if clean(query):
+        stmt = stmt.where(matches_command(session, query))
+    return stmt
+
+
+def event_row(r: InboxEvent) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "source": r.source,
+        "event_id": r.event_id,
+        "event_type": r.event_type,
+        "status": r.status,
+        "reason": r.status_reason,
+        "attempts": r.attempts,
+        "received_at": r.received_at.isoformat(),
+    }
+
+
+def command_row(r: OutboxCommand) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "key": r.idempotency_key,
+        "kind": r.kind,
+        "status": r.status,
+        "attempts": r.attempts,
+        "last_error": r.last_error,
+        "outcome_unknown": r.outcome_unknown,
+        "remote_id": r.remote_id,
+        "result": r.result,
+        "inbox_event_id": r.inbox_event_id,
+    }
+
+
+def list_events(
+    session: Session, state: str, limit: int = 100, *, query: str = "", newest_first: bool = False
+) -> list[dict[str, Any]]:
+    """Stored events in ``state`` (every state if empty) matching ``query`` (see search.py)."""
+    order = InboxEvent.id.desc() if newest_first else InboxEvent.id
+    stmt = _events_query(session, state, query).order_by(order).limit(limit)
+    return [event_row(r) for r in session.execute(stmt).scalars()]
+
+
+def list_commands(
+    session: Session, state: str, limit: int = 100, *, query: str = "", newest_first: bool = False
+) -> list[dict[str, Any]]:
+    """Outbox commands in ``state`` (every state if empty) matching ``query`` (see search.py)."""
+    order = OutboxCommand.id.desc() if newest_first else OutboxCommand.id
+    stmt = _commands_query(session, state, query).order_by(order).limit(limit)
+    return [command_row(r) for r in session.execute(stmt).scalars()]
+
+
+def replay_matching(
+    session: Session, state: str, query: str, now: datetime, limit: int = BULK_LIMIT
+) -> int:
+    """Replay every event the list shows for this filter (at most ``limit``); how many were."""
+    stmt = _events_query(session, state, query).with_only_columns(InboxEvent.id)
+    ids = session.execute(stmt.order_by(InboxEvent.id).limit(limit)).scalars().all()
+    return sum(replay_event(session, i, now) for i in ids)
+
+
+def retry_matching(
+    session: Session, state: str, query: str, now: datetime, limit: int = BULK_LIMIT
+) -> int:
+    """Retry every dead command among those the list shows for this filter; how many were."""
+    stmt = _commands_query(session, state, query).with_only_columns(OutboxCommand.id)
+    stmt = stmt.where(OutboxCommand.status == CommandStatus.DEAD.value)
+    ids = session.execute(stmt.order_by(OutboxCommand.id).limit(limit)).scalars().all()
+    return sum(retry_command(session, i, now) for i in ids)
 
 
 def replay_event(session: Session, inbox_event_id: int, now: datetime) -> bool:
