@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     alert_repeat_seconds: float = Field(6 * 3600.0, gt=0, alias="BRIDGE_ALERT_REPEAT_SECONDS")
     alert_backlog_seconds: float = Field(3600.0, gt=0, alias="BRIDGE_ALERT_BACKLOG_SECONDS")
     silence_hours: float = Field(24.0, ge=0, alias="BRIDGE_SILENCE_HOURS")
+    endpoint_check_seconds: float = Field(3600.0, ge=0, alias="BRIDGE_ENDPOINT_CHECK_SECONDS")
+    public_url: str | None = Field(None, alias="BRIDGE_PUBLIC_URL")
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -154,6 +156,15 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must start with sqlite:// or postgresql://")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must be the bridge's public https:// URL, e.g. https://bridge.example.com"
+            )
+        return value.rstrip("/") if value else None
 
     @field_validator("api_url", "stripe_api_base")
     @classmethod

@@ -20,9 +20,11 @@ from bridge.db.models import (
     InboxEvent,
     OutboxCommand,
 )
+from bridge.db.state import get_state
 from bridge.outbox.liveness import workers_status
 from bridge.outbox.pause import pause, paused, resume
 from bridge.outbox.quota import QuotaLimiter
+from bridge.watch.conditions import ENDPOINTS_KEY
 
 BULK_LIMIT = 1000  # rows one "replay all" or "retry all" acts on
 
@@ -70,6 +72,7 @@ def status(
         "commands_blocked_by_dead_dependency": int(blocked),
         "oldest_pending_age_s": round((now - oldest).total_seconds(), 3) if oldest else None,
         "delivery_paused": paused(session),
+        "webhook_endpoints": get_state(session, ENDPOINTS_KEY),
     }
     if quota is not None:
         out["quota"] = quota.usage(session, now).as_dict()

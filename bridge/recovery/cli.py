@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bridge.config import ConfigError, Settings
@@ -22,10 +22,15 @@ EXIT_FOUND = 1
 
 
 def _date(value: str) -> date:
+    """``YYYY-MM-DD``, or ``Nd`` for N days before today (UTC), for runs from a timer."""
+    if value.endswith("d") and value[:-1].isdigit():
+        return datetime.now(UTC).date() - timedelta(days=int(value[:-1]))
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2025-01-31") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date like 2025-01-31, nor a number of days like 7d"
+        ) from None
 
 
 def stripe_source(settings: Settings, *, events: bool = True) -> BackfillSource:
@@ -152,12 +157,22 @@ def add_recovery_commands(sub: Any) -> None:
         "backfill", help="store what a source's API holds since a date (missed webhooks)"
     )
     p.add_argument("source", choices=["stripe", "shopify"])
-    p.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument(
+        "--since",
+        type=_date,
+        required=True,
+        help="first day, YYYY-MM-DD (UTC), or 7d for a week ago",
+    )
     p.add_argument("--restart", action="store_true", help="ignore a stored cursor; start over")
     p.set_defaults(handler=_cmd_backfill)
 
     p = sub.add_parser("reconcile", help="compare the sources, the database and the ledger")
-    p.add_argument("--since", type=_date, required=True, help="first day, YYYY-MM-DD (UTC)")
+    p.add_argument(
+        "--since",
+        type=_date,
+        required=True,
+        help="first day, YYYY-MM-DD (UTC), or 7d for a week ago",
+    )
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument(
         "--fix", action="store_true", help="store missing sales and refunds for invoicing"

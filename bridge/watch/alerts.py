@@ -18,12 +18,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db.state import claim_turn, get_state, put_state
 from bridge.logging import get_logger
-from bridge.watch.conditions import Condition, WatchLimits, current_conditions
+from bridge.watch.conditions import (
+    ENDPOINTS_KEY,
+    Condition,
+    WatchLimits,
+    current_conditions,
+)
+from bridge.watch.endpoints import EndpointState
 
 log = get_logger("bridge.watch.alerts")
 
 SENT_KEY = "alerts.sent"
 TURN_KEY = "alerts.turn"
+ENDPOINTS_TURN_KEY = "webhook_endpoints.turn"
 
 
 class Notifier(Protocol):
@@ -103,8 +110,12 @@ class Watch:
         every_s: float,
         repeat: timedelta,
         clock: Callable[[], datetime],
+        check_endpoints: Callable[[], dict[str, EndpointState]] | None = None,
+        endpoints_every_s: float = 3600.0,
     ) -> None:
         self.sessions = sessions
+        self.check_endpoints = check_endpoints
+        self.endpoints_every_s = endpoints_every_s
         self.notifier = notifier
         self.limits = limits
         self.every_s = every_s
@@ -118,10 +129,35 @@ class Watch:
         if self.next_at is not None and now < self.next_at:
             return []
         self.next_at = now + timedelta(seconds=self.every_s)
+        if self.check_endpoints is not None and self.endpoints_every_s > 0:
+            self._check_endpoints(now)
         with self.sessions.begin() as session:
             if not claim_turn(session, TURN_KEY, now, self.every_s * 0.9):
                 return []
             return self.check(session, now)
+
+    def _check_endpoints(self, now: datetime) -> None:
+        """At start and every ``endpoints_every_s``, by one process: ask the providers."""
+        assert self.check_endpoints is not None  # noqa: S101 -- checked by the caller
+        with self.sessions.begin() as session:
+            if not claim_turn(session, ENDPOINTS_TURN_KEY, now, self.endpoints_every_s):
+                return
+        try:  # the providers' APIs, outside any transaction
+            results = self.check_endpoints()
+        except Exception:  # a provider's outage must never stop the worker
+            log.exception("webhook_endpoints.check_failed")
+            return
+        for result in results.values():
+            level = log.info if result.ok else log.error
+            level(
+                "webhook_endpoints.checked",
+                source=result.source,
+                state=result.state,
+                detail=result.detail,
+            )
+        record = {"at": now.isoformat(), "sources": {k: v.as_dict() for k, v in results.items()}}
+        with self.sessions.begin() as session:
+            put_state(session, ENDPOINTS_KEY, record, now)
 
     def check(self, session: Session, now: datetime) -> list[Message]:
         """One check now, in ``session``: what was sent."""

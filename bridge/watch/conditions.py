@@ -7,6 +7,7 @@
 ``backlog``            a command pending longer than ``BRIDGE_ALERT_BACKLOG_SECONDS``
 ``reconcile``          the last reconcile found discrepancies
 ``silence:<source>``   no webhook from a configured source for ``BRIDGE_SILENCE_HOURS``
+``endpoint:<source>``  the provider says our webhook endpoint is missing, disabled or incomplete
 =====================  =================================================================
 
 A condition's ``key`` stays the same while the situation lasts, so an alert is said once (and
@@ -27,6 +28,7 @@ from bridge.db.state import get_state
 from bridge.outbox.pause import paused
 
 RECONCILE_KEY = "reconcile.last"
+ENDPOINTS_KEY = "webhook_endpoints"  # written by the endpoint checks (bridge.watch.endpoints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,22 @@ def current_conditions(
         )
     if limits.silence is not None:
         found.extend(_silences(session, now, limits, watching_since))
+    found.extend(_endpoints(session))
     return found
+
+
+def _endpoints(session: Session) -> list[Condition]:
+    checked = (get_state(session, ENDPOINTS_KEY) or {}).get("sources") or {}
+    return [
+        Condition(
+            f"endpoint:{source}:{result.get('state')}",
+            f"the {source} webhook endpoint is {result.get('state')}",
+            f"{result.get('detail')}. Nothing from {source} reaches the bridge until it is fixed "
+            "(docs/webhooks.md); then backfill the gap.",
+        )
+        for source, result in sorted(checked.items())
+        if result.get("state") not in ("ok", "unchecked")
+    ]
 
 
 def _silences(

@@ -12,6 +12,7 @@ from bridge.db.models import utcnow
 from bridge.runtime import Runtime
 from bridge.watch.alerts import AppriseNotifier, Notifier, Watch
 from bridge.watch.conditions import WatchLimits
+from bridge.watch.endpoints import check_endpoints
 
 
 def notifier_from(settings: Settings) -> Notifier | None:
@@ -33,6 +34,8 @@ def build_watch(runtime: Runtime) -> Watch:
         every_s=settings.alert_interval_seconds,
         repeat=timedelta(seconds=settings.alert_repeat_seconds),
         clock=utcnow,
+        check_endpoints=lambda: check_endpoints(settings),
+        endpoints_every_s=settings.endpoint_check_seconds,
     )
 
 

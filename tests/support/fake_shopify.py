@@ -2,7 +2,7 @@
 
 ``POST /admin/api/<version>/graphql.json`` with ``X-Shopify-Access-Token``. It answers the
 ``orders(first:, after:, query:, sortKey: CREATED_AT)`` connection: ``query`` understands
-``updated_at:>='<iso>'``; pages carry ``pageInfo { hasNextPage endCursor }`` (opaque cursors). Every
+``updated_at:>='<iso>'``, and ``webhookSubscriptions(first:)`` (nodes ``{id topic uri}``); pages carry ``pageInfo { hasNextPage endCursor }`` (opaque cursors). Every
 answer has ``extensions.cost`` as Shopify documents it: ``requestedQueryCost`` (here 2 + one point
 per order asked for), ``actualQueryCost`` and ``throttleStatus`` (``maximumAvailable``,
 ``currentlyAvailable``, ``restoreRate`` points per second); a query costing more than is available
@@ -36,6 +36,7 @@ class FakeShopify:
     token: str = TOKEN
     url: str = ""
     orders: list[dict[str, Any]] = field(default_factory=list)  # GraphQL order nodes
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)  # {id, topic, uri}
     maximum: float = 1000.0
     restore_rate: float = 50.0
     available: float = 1000.0
@@ -60,6 +61,20 @@ class FakeShopify:
                 return {
                     "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
                     "extensions": {"cost": self._cost(cost, 0)},
+                }
+            if "webhookSubscriptions(" in str(body.get("query")):
+                page = self.subscriptions[:first]
+                return {
+                    "data": {
+                        "webhookSubscriptions": {
+                            "nodes": page,
+                            "pageInfo": {
+                                "hasNextPage": len(self.subscriptions) > first,
+                                "endCursor": None,
+                            },
+                        }
+                    },
+                    "extensions": {"cost": self._cost(cost, 2 + len(page))},
                 }
             if "orders(" not in str(body.get("query")):
                 return {"errors": [{"message": "unsupported query"}]}

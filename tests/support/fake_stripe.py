@@ -26,7 +26,14 @@ from urllib.parse import parse_qs, urlparse
 from tests.support.procs import free_port
 
 API_KEY = "sk_test_fake"
-LISTS = {"/v1/invoices", "/v1/refunds", "/v1/credit_notes", "/v1/checkout/sessions", "/v1/charges"}
+LISTS = {
+    "/v1/invoices",
+    "/v1/refunds",
+    "/v1/credit_notes",
+    "/v1/checkout/sessions",
+    "/v1/charges",
+    "/v1/webhook_endpoints",
+}
 
 
 @dataclass
