@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     retry_give_up_seconds: float = Field(3 * 86400.0, gt=0, alias="BRIDGE_RETRY_GIVE_UP_SECONDS")
     lease_seconds: float = Field(120.0, gt=0, alias="BRIDGE_LEASE_SECONDS")
     poll_interval: float = Field(0.2, gt=0, alias="BRIDGE_POLL_INTERVAL")
+    shape_confirmations: int = Field(20, ge=0, alias="BRIDGE_SHAPE_CONFIRMATIONS")
 
     # Alerts (bridge/watch/)
     alert_urls_raw: SecretStr = Field(SecretStr(""), alias="BRIDGE_ALERT_URLS")
@@ -202,6 +203,11 @@ class Settings(BaseSettings):
     @cached_property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone_name)
+
+    @property
+    def firm_name(self) -> str:
+        """The firm invoices are issued in: its confirmed shapes and its sequence are its own."""
+        return f"{self.api_url.rstrip('/')}/firms/{self.firm_id or 0}"
 
     @property
     def is_sqlite(self) -> bool:

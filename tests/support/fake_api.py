@@ -7,6 +7,7 @@ totals rule. Faults are queued with :meth:`FakeApi.fail_next`:
 - ``"5xx_before"``: a 503 before any write (nothing created);
 - ``"502_after"`` / ``"drop_after"`` / ``"timeout_after"``: the write happens, then the answer is lost;
 - ``"429"``, ``"401"``, ``"422"``: the matching refusal, nothing written;
+- ``"connect"``: the connection fails, nothing sent;
 - ``"crash_before"`` / ``"crash_after"``: :class:`Crash` (a ``BaseException``, like the process
   dying) before or after the write, so that nothing after it runs.
 """
@@ -53,6 +54,7 @@ class FakeApi:
     limit: int | None = None
     remaining: int | None = None
     total_override: str | None = None  # make the "server" compute a different total
+    today: str = "2026-11-23"  # the date the "server" gives a document sent without one
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def fail_next(self, *faults: str) -> None:
@@ -84,7 +86,8 @@ class FakeApi:
                 )
             totals = compute_totals(body.get("items") or [])
             total = self.total_override or str(totals.total_with_vat)
-            return self._store(self.invoices, {**body, "total_with_vat": total, "draft": draft})
+            record = {**body, "total_with_vat": total, "draft": draft}
+            return self._store(self.invoices, {"invoiced_on": self.today, **record})
 
         return self._write("create_invoice", do)
 
@@ -99,6 +102,22 @@ class FakeApi:
 
         return self._read("get_invoice", do)
 
+    def update_invoice(
+        self, invoice_id: int, body: Mapping[str, Any], *, type_doc: str | None = None
+    ) -> Answer:
+        """A partial update; ``type_doc="final"`` finalises a draft (no change to a final one)."""
+
+        def do() -> dict[str, Any]:
+            if invoice_id not in self.invoices:
+                raise NotFoundError("The record could not be found", status=404)
+            record = self.invoices[invoice_id]
+            record.update(body)
+            if type_doc == "final":
+                record["draft"] = False
+            return dict(record)
+
+        return self._write("update_invoice", do)
+
     def refund_invoice(self, invoice_id: int, *, api_id: int, api_custom: str) -> Answer:
         def do() -> dict[str, Any]:
             if invoice_id not in self.invoices:
@@ -110,6 +129,8 @@ class FakeApi:
                 "api_id": api_id,
                 "api_custom": api_custom,
                 "total_with_vat": "-" + str(original.get("total_with_vat", "0")),
+                "invoiced_on": self.today,
+                "draft": False,
             }
             return self._store(self.invoices, body)
 
