@@ -54,11 +54,16 @@ class FakeApi:
     limit: int | None = None
     remaining: int | None = None
     total_override: str | None = None  # make the "server" compute a different total
+    on_call: dict[str, str] = field(default_factory=dict)  # see fail_on
     today: str = "2026-11-23"  # the date the "server" gives a document sent without one
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def fail_next(self, *faults: str) -> None:
         self.faults.extend(faults)
+
+    def fail_on(self, call: str, fault: str) -> None:
+        """The next ``call`` (e.g. ``"update_invoice"``) meets ``fault``; other calls go through."""
+        self.on_call[call] = fault
 
     # -- the client interface ---------------------------------------------------------------------
 
@@ -190,11 +195,15 @@ class FakeApi:
 
     def _read(self, name: str, do: Any) -> Answer:
         self.calls.append(name)
+        if name in self.on_call:
+            self.faults.appendleft(self.on_call.pop(name))
         self._fault_before()
         return Answer(200, do(), self._rate())
 
     def _write(self, name: str, do: Any) -> Answer:
         self.calls.append(name)
+        if name in self.on_call:
+            self.faults.appendleft(self.on_call.pop(name))
         self._fault_before()
         fault = self.faults[0] if self.faults else None
         data = do()
