@@ -5,8 +5,14 @@ in time, the bridge and the sandbox as real processes. Prints one JSON object.
                           [--workers 1] [--live 30]
 
 Phase 1 (not measured) delivers the customers, so that every order of phase 2 is from a returning
-customer. Phase 2 posts ``--orders`` signed Stripe ``invoice.paid`` webhooks as fast as the bridge
-takes them, then waits for every invoice. Figures:
+customer; its first ``BRIDGE_SHAPE_CONFIRMATIONS`` (20) invoices confirm their shape (EUR, no VAT)
+on the sandbox. Then ``--new-shape`` orders in another currency (USD: a shape not yet confirmed)
+measure what a draft checked before it is finalised costs. Phase 2 posts ``--orders`` signed Stripe
+``invoice.paid`` webhooks (the confirmed shape) as fast as the bridge takes them, then waits for
+every invoice. Figures:
+
+- ``new_shape_calls_per_invoice``: requests per invoice of a shape not yet confirmed (draft, then
+  finalise: goal 2.0), and ``new_shape_vs_confirmed``, its ratio to phase 2's figure;
 
 - ``api_calls_per_invoice``: the sandbox's requests during phase 2 / invoices (goal <= 1.05);
 - ``window_share``: requests in each full quota window / the limit, windows opened the way the
@@ -97,6 +103,7 @@ def main() -> None:
     parser.add_argument("--rate-window", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--live", type=int, default=30, help="live orders after the drain")
+    parser.add_argument("--new-shape", type=int, default=20, help="orders of an unconfirmed shape")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bridge-drain-"))
@@ -117,6 +124,17 @@ def main() -> None:
             ]
             post_all(bridge.url, warm)
             _wait_done(db_url, 2 * args.customers, timeout=3600)
+            # A shape not yet confirmed: every invoice drafted, checked, then finalised.
+            time.sleep(args.rate_window + 1)
+            shape_before = sandbox.stats()
+            new_shape = [
+                stripe_sale(300_000 + o, f"cus_drain_{o % args.customers:04d}", 700 + o, "usd")
+                for o in range(args.new_shape)
+            ]
+            post_all(bridge.url, new_shape)
+            warm_done = 2 * args.customers + args.new_shape
+            _wait_done(db_url, warm_done, timeout=3600)
+            shape_requests = sandbox.stats()["requests"] - shape_before["requests"]
             # Start phase 2 with a fresh window, so that windows are counted whole.
             time.sleep(args.rate_window + 1)
             before = sandbox.stats()
@@ -128,7 +146,7 @@ def main() -> None:
             ]
             post_all(bridge.url, hooks, threads=4)
             posted_s = time.monotonic() - t0
-            _wait_done(db_url, 2 * args.customers + args.orders, timeout=3 * 3600)
+            _wait_done(db_url, warm_done + args.orders, timeout=3 * 3600)
             drain_s = time.monotonic() - t0
             after = sandbox.stats()
             # Phase 3: live orders one by one, with quota available (a fresh window first).
@@ -143,7 +161,7 @@ def main() -> None:
                     threads=1,
                 )
                 time.sleep(gap)
-            _wait_done(db_url, 2 * args.customers + args.orders + args.live, timeout=600)
+            _wait_done(db_url, warm_done + args.orders + args.live, timeout=600)
 
     engine = make_engine(db_url)
     with engine.connect() as conn:
@@ -155,13 +173,13 @@ def main() -> None:
         ]
         rows = conn.execute(
             select(InboxEvent.received_at, OutboxCommand.done_at)
-            .join(OutboxCommand, OutboxCommand.event_id == InboxEvent.id)
+            .join(OutboxCommand, OutboxCommand.inbox_event_id == InboxEvent.id)
             .where(OutboxCommand.kind == "invoice.create", InboxEvent.received_at >= phase_start)
             .where(InboxEvent.received_at < live_start)
         ).all()
         live_rows = conn.execute(
             select(InboxEvent.received_at, OutboxCommand.done_at)
-            .join(OutboxCommand, OutboxCommand.event_id == InboxEvent.id)
+            .join(OutboxCommand, OutboxCommand.inbox_event_id == InboxEvent.id)
             .where(OutboxCommand.kind == "invoice.create", InboxEvent.received_at >= live_start)
         ).all()
     engine.dispose()
@@ -181,6 +199,15 @@ def main() -> None:
         "invoices": invoices,
         "api_calls": requests,
         "api_calls_per_invoice": round(requests / invoices, 4) if invoices else None,
+        "new_shape_invoices": args.new_shape,
+        "new_shape_calls_per_invoice": (
+            round(shape_requests / args.new_shape, 4) if args.new_shape else None
+        ),
+        "new_shape_vs_confirmed": (
+            round(shape_requests / args.new_shape / (requests / invoices), 4)
+            if args.new_shape and invoices and requests
+            else None
+        ),
         "rate_limited_429": after["rate_limited"] - before["rate_limited"],
         "windows": windows,
         "window_share": {
@@ -205,6 +232,7 @@ def main() -> None:
         "drain_vs_quota_bound": round(drain_s / bound_s, 4) if bound_s else None,
         "goals": {
             "api_calls_per_invoice_max": 1.05,
+            "new_shape_calls_per_invoice": 2.0,
             "window_share_min": 0.95,
             "rate_limited_429": 0,
             "live_latency_p95_s_max": 1.0,

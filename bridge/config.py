@@ -124,6 +124,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120.0, gt=0, alias="BRIDGE_LEASE_SECONDS")
     poll_interval: float = Field(0.2, gt=0, alias="BRIDGE_POLL_INTERVAL")
     worker_max_restarts: int = Field(5, ge=0, alias="BRIDGE_WORKER_MAX_RESTARTS")
+    shape_confirmations: int = Field(20, ge=0, alias="BRIDGE_SHAPE_CONFIRMATIONS")
     heartbeat_seconds: float = Field(2.0, gt=0, alias="BRIDGE_HEARTBEAT_SECONDS")
     worker_dead_after: float = Field(10.0, gt=0, alias="BRIDGE_WORKER_DEAD_AFTER")
 
@@ -261,6 +262,11 @@ class Settings(BaseSettings):
     @cached_property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone_name)
+
+    @property
+    def firm_name(self) -> str:
+        """The firm invoices are issued in: its confirmed shapes and its sequence are its own."""
+        return f"{self.api_url.rstrip('/')}/firms/{self.firm_id or 0}"
 
     @property
     def is_sqlite(self) -> bool:

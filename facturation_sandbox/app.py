@@ -127,6 +127,9 @@ async def invoice(request: Request) -> Response:
     invoice_id = _id(request, "invoice_id")
     if request.method == "GET":
         return json_response(store.get_invoice(invoice_id))
+    if request.method == "DELETE":
+        store.delete_invoice(invoice_id)
+        return json_response({}, 200)
     body = await json_body(request)
     type_doc = request.query_params.get("type_doc")
     return json_response(store.update_invoice(invoice_id, body, type_doc=type_doc))
@@ -206,7 +209,7 @@ ROUTES = [
     Route(f"{FIRM}/customers.json", customers, methods=["GET", "POST"]),
     Route(f"{FIRM}/customers/{{customer_id:int}}.json", customer, methods=["GET", "PATCH"]),
     Route(f"{FIRM}/invoices.json", invoices, methods=["GET", "POST"]),
-    Route(f"{FIRM}/invoices/{{invoice_id:int}}.json", invoice, methods=["GET", "PATCH"]),
+    Route(f"{FIRM}/invoices/{{invoice_id:int}}.json", invoice, methods=["GET", "PATCH", "DELETE"]),
     Route(f"{FIRM}/invoices/{{invoice_id:int}}.pdf", invoice_pdf),
     Route(f"{FIRM}/invoices/{{invoice_id:int}}/refund.json", refund, methods=["POST"]),
     Route(

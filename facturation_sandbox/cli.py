@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--slow-seconds", type=float, default=35.0, help="delay of slow_after answers (35)"
     )
     p.add_argument(
+        "--vat-rounding",
+        choices=("per-rate", "per-line"),
+        default="per-rate",
+        help="how totals round VAT: per rate (the rule the bridge predicts, default) or per line "
+        "(for tests: a server that totals differently)",
+    )
+    p.add_argument(
         "--log-level",
         default=os.environ.get("SANDBOX_LOG_LEVEL", "INFO"),
         help="DEBUG, INFO, WARNING or ERROR (default $SANDBOX_LOG_LEVEL or INFO)",
@@ -70,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=faults,
         seed=args.seed,
         slow_seconds=args.slow_seconds,
+        vat_rounding=args.vat_rounding,
     )
     get_logger("facturation_sandbox").info(
         "sandbox.starting",
@@ -81,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         daily_limit=args.daily_limit,
         faults=args.faults or None,
         seed=args.seed,
+        vat_rounding=args.vat_rounding,
     )
     serve(create_app(config), host=args.host, port=args.port)
     return 0

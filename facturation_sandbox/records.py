@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bridge.facturation.totals import compute_totals
+from bridge.facturation.totals import InvoiceTotals, compute_totals
 
 _TERM = re.compile(r"(\d+)(fm(\d+)?)?(-inv)?")
 
@@ -52,10 +52,24 @@ class Invoice:
     number: int | None = None  # the sequence behind ``invoice_ref``, once finalised
     invoice_ref: str | None = None
     refund_id: int | None = None
+    vat_per_line: bool = False  # ``--vat-rounding per-line``: a test-only other totals rule
+
+    def totals(self) -> InvoiceTotals:
+        """Totals of the lines that count (comment, title… lines don't), per rate or per line."""
+        lines = [i for i in self.items if not i.get("style")]
+        if not self.vat_per_line:
+            return compute_totals(lines)
+        each = [compute_totals([line]) for line in lines]
+        vat: dict[Decimal, Decimal] = {}
+        for part in each:
+            for rate, amount in part.vat_by_rate.items():
+                vat[rate] = vat.get(rate, Decimal(0)) + amount
+        total = sum((part.total for part in each), Decimal(0))
+        return InvoiceTotals(total, vat, total + sum(vat.values(), Decimal(0)))
 
     @property
     def total_with_vat(self) -> Decimal:
-        return compute_totals([i for i in self.items if not i.get("style")]).total_with_vat
+        return self.totals().total_with_vat
 
     def balance(self, settlements: list[Settlement]) -> Decimal:
         """What remains to be paid: nothing once paid (or for a credit note)."""

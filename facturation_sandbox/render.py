@@ -2,7 +2,8 @@
 
 Decimals follow the reference's examples: the shortest form with at least one decimal ("700.0",
 "1458.27", "-700.0"), except VAT rates, always with three ("0.200"). Totals come from
-:func:`bridge.facturation.totals.compute_totals`, the rule the bridge predicts invoices with.
+:func:`bridge.facturation.totals.compute_totals`, the rule the bridge predicts invoices with (or VAT
+per line, with ``--vat-rounding per-line``: see ``Invoice.totals``).
 """
 
 from __future__ import annotations
@@ -51,11 +52,6 @@ def customer_json(customer: Customer) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def standard_lines(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Lines that count in the totals: comment, title, subtotal and page-break lines don't."""
-    return [item for item in items if not item.get("style")]
-
-
 def item_json(item: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {field: plain(item.get(field)) for field in ITEM_FIELDS}
     out["optional"] = bool(item.get("optional"))
@@ -87,7 +83,7 @@ def invoice_json(
     with_items: bool,
     with_settlements: bool,
 ) -> dict[str, Any]:
-    totals = compute_totals(standard_lines(invoice.items))
+    totals = invoice.totals()
     out: dict[str, Any] = {"id": invoice.id}
     for field in INVOICE_FIELDS:
         out[field] = plain(invoice.fields.get(field))

@@ -27,6 +27,7 @@ class SandboxConfig:
     faults: Mapping[str, float] = field(default_factory=dict)
     seed: int | None = None
     slow_seconds: float = 35.0
+    vat_rounding: str = "per-rate"  # "per-line": VAT rounded line by line (tests only)
 
 
 class Sandbox:
@@ -40,7 +41,7 @@ class Sandbox:
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config or SandboxConfig()
-        self.store = Store(now=now)
+        self.store = Store(now=now, vat_rounding=self.config.vat_rounding)
         self.quota = Quota(
             limit=self.config.rate_limit,
             window=self.config.rate_window,

@@ -45,8 +45,11 @@ class RecordNotFoundError(Exception):
 
 
 class Store:
-    def __init__(self, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, now: Callable[[], datetime] | None = None, *, vat_rounding: str = "per-rate"
+    ) -> None:
         self._lock = threading.RLock()
+        self._vat_per_line = vat_rounding == "per-line"
         self._now = now or (lambda: datetime.now(PARIS))
         self._ids = {"customer": 0, "invoice": 0, "item": 0, "settlement": 0, "email": 0}
         self._number = 0
@@ -151,6 +154,7 @@ class Store:
             fields.setdefault("service_personne", False)
             now = self._now()
             invoice = Invoice(self._next("invoice"), fields, items, draft, now, now)
+            invoice.vat_per_line = self._vat_per_line
             if not draft:
                 self._finalise(invoice)
             self.invoices[invoice.id] = invoice
@@ -205,6 +209,16 @@ class Store:
                 customer.last_paid_on = changes["paid_on"]
             return self._invoice_json(invoice)
 
+    def delete_invoice(self, invoice_id: int) -> None:
+        """Only a draft can be deleted; a finalised invoice is cancelled by a credit note."""
+        with self._lock:
+            invoice = self._invoice(invoice_id)
+            if not invoice.draft:
+                raise InvalidError(
+                    {"base": ["une facture finalisée ne peut pas être supprimée : faites un avoir"]}
+                )
+            del self.invoices[invoice_id]
+
     def refund_invoice(
         self, invoice_id: int, api_id: str | None, api_custom: str | None
     ) -> dict[str, Any]:
@@ -244,6 +258,7 @@ class Store:
             now = self._now()
             note = Invoice(self._next("invoice"), fields, items, False, now, now)
             note.refund_id = original.id
+            note.vat_per_line = self._vat_per_line
             self._finalise(note)
             self.invoices[note.id] = note
             return self._invoice_json(note)

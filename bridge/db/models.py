@@ -7,13 +7,14 @@ migrations agree. Times are stored as timezone-aware UTC.
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -177,6 +178,42 @@ class CustomerBinding(Base):
     source_key: Mapped[str] = mapped_column(String(255), primary_key=True)
     remote_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InvoiceShape(Base):
+    """How often Facturation.pro's total matched ours for one shape of invoice, on one firm.
+
+    A shape is the currency, the mix of VAT rates and whether rounding is in play (see
+    bridge/outbox/finalise.py). Until ``confirmed`` reaches ``BRIDGE_SHAPE_CONFIRMATIONS`` such
+    invoices are created as drafts and checked before they are finalised; a mismatch sets it back
+    to 0.
+    """
+
+    __tablename__ = "invoice_shapes"
+
+    firm: Mapped[str] = mapped_column(String(255), primary_key=True)
+    shape: Mapped[str] = mapped_column(String(255), primary_key=True)
+    confirmed: Mapped[int] = mapped_column(Integer, default=0)
+    mismatched: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class InvoiceSequence(Base):
+    """One firm's chronological sequence of invoices: the last date issued, and who may number next.
+
+    ``holder_command_id`` / ``holder_token`` name the command (and its lease token) that is sending
+    a numbered document right now; the hold ends by itself when that command leaves ``in_flight``
+    or its lease expires (see bridge/outbox/chronology.py).
+    """
+
+    __tablename__ = "invoice_sequence"
+
+    firm: Mapped[str] = mapped_column(String(255), primary_key=True)
+    last_issued_on: Mapped[date | None] = mapped_column(Date, default=None)
+    holder_command_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    holder_token: Mapped[int | None] = mapped_column(BigInteger, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

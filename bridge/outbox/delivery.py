@@ -14,62 +14,58 @@ Exactly once toward the API:
   copy of an e-mail is not worth the risk of spamming the customer on every retry);
 - ``customer.ensure`` with a binding for its source customer costs no call.
 
-Outcomes: 2xx -> done; 429 -> wait, no attempt consumed; 5xx/timeouts/resets -> backoff with full
-jitter, then dead after the give-up time; 400/422 -> dead with the API's ``errors``; 401/403 ->
-delivery paused for every worker; 404 and other answers -> dead. ``customer.update`` finds its
-customer through the binding of ``meta["binding_key"]`` (or a ``customer_id`` ref); with no bound
-customer there is nothing to update, and it is cancelled with that reason. A database error during
-the attempt leaves the claim with the worker, which hands it back as soon as the database answers
-(:mod:`bridge.outbox.held`).
+A failed call ends as :mod:`bridge.outbox.failures` says (wait, retry, pause or dead).
+``customer.update`` finds its customer through the binding of ``meta["binding_key"]`` (or a
+``customer_id`` ref); with none bound it is cancelled. A database error during the attempt leaves
+the claim with the worker, which hands it back once the database answers (:mod:`bridge.outbox.held`).
 
 The invoice's ``total_with_vat`` as the API computed it is compared with
-``meta["expected_total_with_vat"]``: a difference is logged as an error
-(``delivery.total_mismatch``) and kept in the command's result.
+``meta["expected_total_with_vat"]``. An invoice of a shape not yet confirmed on the firm is created
+as a draft and finalised only if the totals agree (:mod:`bridge.outbox.finalise`); a difference on
+an invoice created final is logged as an error (``delivery.total_mismatch``) and kept in the
+command's result. Every numbered document takes its turn in the firm's invoice sequence and is
+never dated before the last one issued (:mod:`bridge.outbox.chronology`).
 """
 
 from __future__ import annotations
 
-import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from bridge.db.models import CommandStatus, utcnow
 from bridge.db.outage import DATABASE_DOWN
-from bridge.facturation.errors import (
-    AuthError,
-    FacturationError,
-    RateInfo,
-    RateLimitedError,
-    RejectedError,
-    RetryableError,
-)
+from bridge.facturation.errors import FacturationError, RateInfo, RetryableError
 from bridge.facturation.protocol import ApiAnswer, FacturationApi, Resource
 from bridge.logging import get_logger
+from bridge.outbox.chronology import Chronology, SequenceBusyError, parse_date, turn_hook
 from bridge.outbox.commands import CommandKind, api_id_for
 from bridge.outbox.credit_policy import CREDIT_KINDS, CreditAction, decide_credit
+from bridge.outbox.failures import Failures, Outcome
+from bridge.outbox.finalise import (
+    ShapeBook,
+    confirmed,
+    draft_mismatch,
+    invoice_shape,
+    is_draft,
+    mismatch_error,
+    shape_hook,
+    total_mismatch,
+)
 from bridge.outbox.held import HeldClaim
+from bridge.outbox.lookup import Found, lookup_for
 from bridge.outbox.queue import Claimed, LeaseLostError, Outbox
 from bridge.outbox.quota import QuotaLimiter
-from bridge.outbox.retry import Action, RetryPolicy
+from bridge.outbox.retry import RetryPolicy
+
+__all__ = ["Deliverer", "Outcome", "RefError"]
 
 log = get_logger("bridge.outbox.delivery")
-
-
-class Outcome(enum.StrEnum):
-    """What one delivery attempt ended in (for logs, stats and tests)."""
-
-    DONE = "done"  # confirmed by the API (or found by api_id, or already bound)
-    RETRY = "retry"  # transient failure: backoff
-    RATE_LIMITED = "rate_limited"  # 429: waiting, no attempt consumed
-    QUOTA_WAIT = "quota_wait"  # our own limiter said wait: put back, nothing sent
-    DEAD = "dead"  # refused or out of time
-    PAUSED = "paused"  # 401/403: all delivery paused
-    LEASE_LOST = "lease_lost"  # another worker owns it now: nothing recorded by us
-    CANCELLED = "cancelled"  # not needed (an update of a customer never created)
 
 
 _CREATES: dict[CommandKind, Resource] = {
@@ -79,6 +75,8 @@ _CREATES: dict[CommandKind, Resource] = {
     CommandKind.FULL_CREDIT_NOTE: "invoices",
 }
 _TOTAL_CHECKED = {CommandKind.CREATE_INVOICE, CommandKind.PARTIAL_CREDIT_NOTE}
+_NUMBERED = {*_TOTAL_CHECKED, CommandKind.FULL_CREDIT_NOTE}  # documents in the firm's sequence
+Hook = Callable[[Session], None]
 
 
 class _AttemptEndedError(Exception):
@@ -107,7 +105,13 @@ class Deliverer:
     last_rate: tuple[datetime, RateInfo] | None = None  # the last answer's quota headers, and when
     quota_wait_s: float = 0.0  # after a QUOTA_WAIT: how long the quota said to wait
     held: HeldClaim | None = None  # a claim a database error left in flight, to hand back
+    sequence: Chronology | None = None  # the firm's invoice sequence (None: dates as mapped)
+    shapes: ShapeBook | None = None  # confirmed shapes (None: every invoice created final)
     _may_have_sent: bool = False  # during deliver(): a write request has been handed to the API
+
+    @cached_property
+    def failures(self) -> Failures:
+        return Failures(self.outbox, self.quota, self.policy, self.worker_id, self.rng, self.clock)
 
     def deliver(self, c: Claimed) -> Outcome:
         """Carry out ``c``. A database error propagates, and ``c`` is kept in :attr:`held`."""
@@ -156,6 +160,8 @@ class Deliverer:
             found = self._look_up(c, body)
             if found is not None:
                 log.info("delivery.found_after_unknown_outcome", command_id=c.id, key=c.key)
+                if c.kind in _TOTAL_CHECKED and is_draft(found) and not c.meta.get("draft"):
+                    return self._check_and_finalise(c, found)
                 return self._done(c, _id_of(found), found)
 
         refused = self._over_credit(c)
@@ -167,13 +173,49 @@ class Deliverer:
             result = {"email": "outcome of an earlier send unknown; not sent again"}
             log.warning("delivery.email_outcome_unknown", command_id=c.id, key=c.key)
             return self._done(c, None, result)
+        if (
+            c.kind in _TOTAL_CHECKED
+            and not c.meta.get("draft")
+            and not confirmed(self.shapes, self.outbox.sessions, body)
+        ):
+            answer = self._call(c, lambda: self._send(c, body, draft=True), mark_unknown=True)
+            # From here on something exists in Facturation.pro: any failure keeps the mark.
+            return self._check_and_finalise(replace(c, outcome_unknown=True), _dict(answer.data))
         is_write = resource is not None or c.kind in {
             CommandKind.CREATE_SETTLEMENT,
             CommandKind.SEND_EMAIL,
         }
-        answer = self._call(c, lambda: self._send(c, body), mark_unknown=is_write)
-        data = answer.data if isinstance(answer.data, dict) else {}
+        numbered = c.kind in _NUMBERED and not c.meta.get("draft")
+        turn = turn_hook(self.sequence, c, body, body, self.clock) if numbered else None
+        answer = self._call(c, lambda: self._send(c, body), mark_unknown=is_write, during=turn)
+        data = _dict(answer.data)
         return self._done(c, _id_of(data), data)
+
+    def _check_and_finalise(self, c: Claimed, draft: dict[str, Any]) -> Outcome:
+        """A draft of ours: finalise it if its total is what was paid, else leave it for a human."""
+        draft_id = _id_of(draft)
+        shape = invoice_shape(c.payload)
+        mismatch = draft_mismatch(c.meta, draft)
+        if mismatch is not None or draft_id is None:
+            mismatch = mismatch or draft_mismatch(c.meta, {}) or {}
+            result = {"total_mismatch": mismatch, "draft_id": draft_id, "shape": shape}
+            record = shape_hook(self.shapes, shape, False, self.clock)
+            self.outbox.kill(
+                c, error=mismatch_error(mismatch, draft_id), result=result, during=record
+            )
+            log.error(
+                "delivery.total_mismatch", command_id=c.id, key=c.key, draft_id=draft_id, **mismatch
+            )
+            return Outcome.DEAD
+        changes: dict[str, Any] = {}
+        answer = self._call(
+            c,
+            lambda: self.api.update_invoice(draft_id, changes, type_doc="final"),
+            mark_unknown=True,
+            during=turn_hook(self.sequence, c, draft, changes, self.clock),
+        )
+        data = _dict(answer.data)
+        return self._done(c, draft_id, data, checked_shape=shape)
 
     def _over_credit(self, c: Claimed) -> Outcome | None:
         """Apply :func:`decide_credit`: ``None`` when the credit note may be sent."""
@@ -231,20 +273,10 @@ class Deliverer:
 
     def _look_up(self, c: Claimed, body: dict[str, Any]) -> dict[str, Any] | None:
         """After an unknown outcome: the object if the earlier attempt created it."""
-        resource = _CREATES.get(c.kind)
-        if resource is not None:
-            found: dict[str, Any] | None = self._call(
-                c,
-                lambda: _Found(self.api.find_by_api_id(resource, _api_id(c))),
-                mark_unknown=False,
-            ).data
-            return found
-        if c.kind is CommandKind.CREATE_SETTLEMENT:
-            invoice = self._call(c, lambda: self.api.get_invoice(int(body["invoice_id"])), False)
-            return _matching_settlement(invoice.data, body)
-        return None
+        ask = lookup_for(self.api, c, body, _CREATES.get(c.kind))
+        return None if ask is None else ask.found(self._call(c, ask.call, mark_unknown=False).data)
 
-    def _send(self, c: Claimed, body: dict[str, Any]) -> ApiAnswer:
+    def _send(self, c: Claimed, body: dict[str, Any], *, draft: bool = False) -> ApiAnswer:
         api_id, key = _api_id(c), c.key
         match c.kind:
             case CommandKind.ENSURE_CUSTOMER:
@@ -255,7 +287,7 @@ class Deliverer:
             case CommandKind.CREATE_INVOICE | CommandKind.PARTIAL_CREDIT_NOTE:
                 return self.api.create_invoice(
                     {**body, "api_id": api_id, "api_custom": key},
-                    draft=bool(c.meta.get("draft", False)),
+                    draft=draft or bool(c.meta.get("draft", False)),
                 )
             case CommandKind.FULL_CREDIT_NOTE:
                 invoice_id = int(body["invoice_id"])
@@ -270,12 +302,28 @@ class Deliverer:
 
     # -- one API call, with its failure handling --------------------------------------------------
 
-    def _call(self, c: Claimed, fn: Callable[[], ApiAnswer], mark_unknown: bool) -> ApiAnswer:
+    def _call(
+        self,
+        c: Claimed,
+        fn: Callable[[], ApiAnswer],
+        mark_unknown: bool,
+        during: Hook | None = None,
+    ) -> ApiAnswer:
         rate = None
         if self.last_rate is not None:
             seen_at, info = self.last_rate
             rate = (seen_at, info.limit, info.remaining)
-        wait = self.outbox.begin_send(c, self.quota, mark_unknown=mark_unknown, rate=rate)
+        try:
+            wait = self.outbox.begin_send(
+                c, self.quota, mark_unknown=mark_unknown, rate=rate, during=during
+            )
+        except SequenceBusyError as busy:
+            wait = self.rng.uniform(0.2, 1.0)  # the holder's call takes about that long
+            self.outbox.retry_later(
+                c, wait_s=wait, error=str(busy), consume_attempt=False, outcome_unknown=None
+            )
+            log.info("delivery.sequence_wait", command_id=c.id, key=c.key, wait_s=round(wait, 3))
+            raise _AttemptEndedError(Outcome.RETRY) from busy
         self.last_rate = None
         if wait > 0:
             self.quota_wait_s = wait
@@ -289,102 +337,48 @@ class Deliverer:
         except FacturationError as exc:
             if exc.rate is not None:
                 self.last_rate = (self.clock(), exc.rate)
-            raise _AttemptEndedError(self._failed(c, exc, mark_unknown)) from exc
+            raise _AttemptEndedError(self.failures.failed(c, exc, mark_unknown)) from exc
         except Exception as exc:  # not the client's error: a bug or an unexpected transport fault
             log.exception("delivery.unexpected_error", command_id=c.id, key=c.key)
             fault = RetryableError(f"{type(exc).__name__}: {exc}", may_have_reached_server=True)
-            raise _AttemptEndedError(self._failed(c, fault, mark_unknown)) from exc
-        if isinstance(answer, _Found):
+            raise _AttemptEndedError(self.failures.failed(c, fault, mark_unknown)) from exc
+        if isinstance(answer, Found):
             return answer
         self.last_rate = (self.clock(), answer.rate)
         return answer
 
-    def _failed(self, c: Claimed, exc: FacturationError, mark_unknown: bool) -> Outcome:
-        fields = {"command_id": c.id, "key": c.key, "kind": c.kind.value, "status": exc.status}
-        if isinstance(exc, RateLimitedError):
-            if self.quota is None:
-                wait = RetryPolicy.rate_limited(exc.retry_after, 1.0)
-                self.outbox.retry_later(
-                    c,
-                    wait_s=wait,
-                    error="429 rate limited",
-                    consume_attempt=False,
-                    outcome_unknown=c.outcome_unknown,
-                )
-            else:
-                wait = self.outbox.rate_limited(c, self.quota, exc.retry_after)
-            log.warning("delivery.rate_limited", wait_s=round(wait, 3), **fields)
-            return Outcome.RATE_LIMITED
-        if isinstance(exc, AuthError):
-            reason = f"{exc.status} from the API: check FACTURATION_API_LOGIN/KEY and firm access"
-            self.outbox.pause_delivery(c, reason=reason, worker_id=self.worker_id)
-            log.error("delivery.paused", reason=reason, **fields)
-            return Outcome.PAUSED
-        if isinstance(exc, RetryableError):
-            unknown = c.outcome_unknown or (mark_unknown and exc.may_have_reached_server)
-            decision = self.policy.after_failure(
-                attempt=c.attempts + 1,
-                first_attempt_at=c.first_attempt_at,
-                now=self.clock(),
-                rng=self.rng,
-                outcome_unknown=unknown,
-            )
-            error = f"{exc.status or 'no answer'}: {exc}"
-            if decision.action is Action.GIVE_UP:
-                self.outbox.kill(c, error=f"gave up ({decision.reason}); last error {error}")
-                log.error("delivery.dead", error=error, reason=decision.reason, **fields)
-                return Outcome.DEAD
-            self.outbox.retry_later(
-                c,
-                wait_s=decision.wait_s,
-                error=error,
-                consume_attempt=True,
-                outcome_unknown=unknown,
-            )
-            log.info(
-                "outbox.retry_scheduled",
-                attempt=c.attempts + 1,
-                wait_s=round(decision.wait_s, 3),
-                outcome_unknown=unknown,
-                error=error,
-                **fields,
-            )
-            return Outcome.RETRY
-        errors = exc.errors if isinstance(exc, RejectedError) else None
-        self.outbox.kill(
-            c,
-            error=f"{exc.status or 'error'}: {exc}",
-            result={"errors": errors, "status": exc.status, "body": exc.body},
-        )
-        log.error("delivery.dead", error=str(exc), errors=errors, **fields)
-        return Outcome.DEAD
-
-    def _done(self, c: Claimed, remote_id: int | None, data: dict[str, Any]) -> Outcome:
+    def _done(
+        self,
+        c: Claimed,
+        remote_id: int | None,
+        data: dict[str, Any],
+        *,
+        checked_shape: str | None = None,
+    ) -> Outcome:
+        """Record ``c`` done; with it, the document's date in the sequence and, for a checked
+        draft (``checked_shape``) or a total that differs, the shape's confirmations."""
         result = dict(data)
-        if c.kind in _TOTAL_CHECKED:
-            mismatch = _total_mismatch(c.meta, data)
-            if mismatch is not None:
-                result["total_mismatch"] = mismatch
-                log.error("delivery.total_mismatch", command_id=c.id, key=c.key, **mismatch)
+        hooks: list[Hook | None] = []
+        mismatch = total_mismatch(c.meta, data) if c.kind in _TOTAL_CHECKED else None
+        if mismatch is not None:
+            result["total_mismatch"] = mismatch
+            log.error("delivery.total_mismatch", command_id=c.id, key=c.key, **mismatch)
+        if checked_shape is not None or mismatch is not None:
+            shape = checked_shape or invoice_shape(c.payload)
+            hooks.append(shape_hook(self.shapes, shape, mismatch is None, self.clock))
+        sequence = self.sequence
+        if sequence is not None and c.kind in _NUMBERED and not is_draft(data):
+            issued = parse_date(data.get("invoiced_on"))
+            hooks.append(lambda session: sequence.record(session, issued, self.clock()))
         binding_key = c.meta.get("binding_key") if c.kind is CommandKind.ENSURE_CUSTOMER else None
-        if not self.outbox.complete(c, remote_id=remote_id, result=result, binding_key=binding_key):
+        if not self.outbox.complete(
+            c, remote_id=remote_id, result=result, binding_key=binding_key, during=_all(hooks)
+        ):
             return Outcome.LEASE_LOST
         log.info(
             "delivery.done", command_id=c.id, key=c.key, kind=c.kind.value, remote_id=remote_id
         )
         return Outcome.DONE
-
-
-_NO_RATE = RateInfo(None, None)
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    """A lookup's answer, shaped like an API answer so it goes through the same failure handling."""
-
-    data: dict[str, Any] | None
-    status: int = 200
-    rate: RateInfo = _NO_RATE
 
 
 def _api_id(c: Claimed) -> int:
@@ -396,39 +390,18 @@ def _id_of(data: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, float | bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
-def _total_mismatch(meta: dict[str, Any], data: dict[str, Any]) -> dict[str, str] | None:
-    expected = _decimal(meta.get("expected_total_with_vat"))
-    actual = _decimal(data.get("total_with_vat"))
-    if expected is None or actual is None or expected == actual:
+def _all(hooks: list[Hook | None]) -> Hook | None:
+    """One hook running each of ``hooks`` in order (``None`` when there are none)."""
+    present = [h for h in hooks if h is not None]
+    if not present:
         return None
-    return {
-        "expected_total_with_vat": str(expected),
-        "actual_total_with_vat": str(actual),
-        "currency": str(meta.get("currency") or data.get("currency") or ""),
-    }
 
+    def run(session: Session) -> None:
+        for hook in present:
+            hook(session)
 
-def _matching_settlement(invoice: Any, body: dict[str, Any]) -> dict[str, Any] | None:
-    """The settlement of ``invoice`` that ``body`` describes, if it was recorded already."""
-    if not isinstance(invoice, dict):
-        return None
-    total = _decimal(body.get("total"))
-    for settlement in invoice.get("settlements") or []:
-        if not isinstance(settlement, dict):
-            continue
-        if (
-            _decimal(settlement.get("total")) == total
-            and str(settlement.get("paid_on")) == str(body.get("paid_on"))
-            and settlement.get("payment_ref") == body.get("payment_ref")
-        ):
-            return settlement
-    return None
+    return run

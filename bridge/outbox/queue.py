@@ -199,12 +199,14 @@ class Outbox:
         *,
         mark_unknown: bool,
         rate: tuple[datetime, int | None, int | None] | None = None,
+        during: Callable[[Session], None] | None = None,
     ) -> float:
         """Before one API call: renew the lease, take one request from the quota and, for a create,
         set ``outcome_unknown`` — all in one transaction, so that the mark is durable before the
         request leaves. Returns ``0.0`` when the call may go, else the quota's wait (nothing
         changed). ``rate`` is the last answer's (time, limit, remaining), to re-sync the quota first.
-        Raises :class:`LeaseLostError` if another worker holds the command now.
+        ``during`` runs in the same fenced transaction (the invoice sequence's turn); what it raises
+        rolls everything back. Raises :class:`LeaseLostError` if another worker holds the command.
         """
         now = self.clock()
         with self.sessions.begin() as session:
@@ -213,6 +215,8 @@ class Outbox:
                 values["outcome_unknown"] = True
             if not self._fenced(session, c, values):
                 raise LeaseLostError(c.key)
+            if during is not None:
+                during(session)
             if quota is not None:
                 if rate is not None:
                     quota.observe(session, *rate)
@@ -273,8 +277,10 @@ class Outbox:
         remote_id: int | None,
         result: dict[str, Any],
         binding_key: str | None = None,
+        during: Callable[[Session], None] | None = None,
     ) -> bool:
-        """The API confirmed the command: done, remote id kept, the customer bound if one."""
+        """The API confirmed the command: done, remote id kept, the customer bound if one.
+        ``during`` runs in the same transaction when the lease still holds."""
         now = self.clock()
         with self.sessions.begin() as session:
             ok = self._fenced(
@@ -293,6 +299,8 @@ class Outbox:
             )
             if ok and binding_key and remote_id is not None:
                 self._bind(session, binding_key, remote_id, now)
+            if ok and during is not None:
+                during(session)
             if not ok:
                 session.rollback()
         return ok
@@ -377,11 +385,18 @@ class Outbox:
                 },
             )
 
-    def kill(self, c: Claimed, *, error: str, result: dict[str, Any] | None = None) -> bool:
+    def kill(
+        self,
+        c: Claimed,
+        *,
+        error: str,
+        result: dict[str, Any] | None = None,
+        during: Callable[[Session], None] | None = None,
+    ) -> bool:
         """Dead: the API refused it or time ran out. Kept with the error for an operator."""
         now = self.clock()
         with self.sessions.begin() as session:
-            return self._fenced(
+            ok = self._fenced(
                 session,
                 c,
                 {
@@ -393,6 +408,9 @@ class Outbox:
                     "updated_at": now,
                 },
             )
+            if ok and during is not None:
+                during(session)
+            return ok
 
     # -- internals --------------------------------------------------------------------------------
 

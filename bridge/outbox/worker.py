@@ -35,8 +35,10 @@ from bridge.facturation.errors import FacturationError
 from bridge.facturation.protocol import FacturationApi
 from bridge.logging import bound, get_logger
 from bridge.mapping.stage import Mapper, Stage
+from bridge.outbox.chronology import Chronology
 from bridge.outbox.db_backoff import DatabaseBackoff
 from bridge.outbox.delivery import Deliverer, Outcome
+from bridge.outbox.finalise import ShapeBook
 from bridge.outbox.liveness import Heartbeat, Liveness
 from bridge.outbox.pause import paused, resume
 from bridge.outbox.queue import Outbox
@@ -96,6 +98,8 @@ class Worker:
             worker_id=worker_id,
             rng=rng or random.Random(),  # noqa: S311 -- jitter, not cryptography
             clock=clock,
+            sequence=Chronology(settings.firm_name, settings.timezone),
+            shapes=ShapeBook(settings.firm_name, settings.shape_confirmations),
         )
         self.quota_ready_at: datetime | None = None
         self.next_probe_at: datetime | None = None

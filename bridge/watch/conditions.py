@@ -2,6 +2,7 @@
 
 =====================  =================================================================
 ``dead_commands``      commands gone dead (refused by the API, or out of time): a human acts
+``total_mismatch``     invoices left as drafts: Facturation.pro's total is not what was paid
 ``failed_events``      stored webhooks that could not be mapped
 ``delivery_paused``    a 401/403 paused every delivery (credentials, firm access)
 ``backlog``            a command pending longer than ``BRIDGE_ALERT_BACKLOG_SECONDS``
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from bridge.config import Settings
 from bridge.db.models import CommandStatus, EventStatus, InboxEvent, OutboxCommand
 from bridge.db.state import get_state
+from bridge.outbox.finalise import MISMATCH
 from bridge.outbox.pause import paused
 
 RECONCILE_KEY = "reconcile.last"
@@ -80,6 +82,23 @@ def current_conditions(
                 f"{dead} command(s) dead",
                 "Facturation.pro refused them or they ran out of time; see "
                 "`facturation-bridge commands --status dead`, fix the cause, then retry them.",
+            )
+        )
+    mismatched = session.execute(
+        select(OutboxCommand.idempotency_key, OutboxCommand.last_error)
+        .where(
+            OutboxCommand.status == CommandStatus.DEAD.value,
+            OutboxCommand.last_error.startswith(MISMATCH),
+        )
+        .order_by(OutboxCommand.id)
+    ).all()
+    if mismatched:
+        found.append(
+            Condition(
+                "total_mismatch",
+                f"total mismatch: {len(mismatched)} invoice(s) left as drafts, not finalised",
+                "; ".join(f"{key}: {error}" for key, error in mismatched[:5])
+                + (f"; and {len(mismatched) - 5} more" if len(mismatched) > 5 else ""),
             )
         )
     failed = _count(session, InboxEvent.status == EventStatus.FAILED.value)

@@ -33,8 +33,8 @@ class Webhook:
     body: bytes
 
 
-def stripe_sale(order: int, customer: str, cents: int) -> Webhook:
-    """A paid Stripe invoice for ``order`` (EUR, one line, no tax) from the fixture's shape."""
+def stripe_sale(order: int, customer: str, cents: int, currency: str = "eur") -> Webhook:
+    """A paid Stripe invoice for ``order`` (EUR by default, one line, no tax) from the fixture."""
     event = json.loads(fixture_bytes("stripe/event_invoice.paid.json"))
     event["id"] = f"evt_sale_{order:05d}"
     invoice = event["data"]["object"]
@@ -44,7 +44,7 @@ def stripe_sale(order: int, customer: str, cents: int) -> Webhook:
         customer=customer,
         customer_name=f"Client {customer}",
         customer_email=f"{customer}@example.com",
-        currency="eur",
+        currency=currency,
         total=cents,
         subtotal=cents,
         amount_due=cents,
@@ -52,7 +52,7 @@ def stripe_sale(order: int, customer: str, cents: int) -> Webhook:
         charge=f"ch_chaos_{order:05d}",
     )
     line = invoice["lines"]["data"][0]
-    line.update(amount=cents, currency="eur", description=f"Order {order}")
+    line.update(amount=cents, currency=currency, description=f"Order {order}")
     return Webhook(event["id"], json.dumps(event).encode())
 
 

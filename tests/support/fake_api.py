@@ -7,6 +7,7 @@ totals rule. Faults are queued with :meth:`FakeApi.fail_next`:
 - ``"5xx_before"``: a 503 before any write (nothing created);
 - ``"502_after"`` / ``"drop_after"`` / ``"timeout_after"``: the write happens, then the answer is lost;
 - ``"429"``, ``"401"``, ``"422"``: the matching refusal, nothing written;
+- ``"connect"``: the connection fails, nothing sent;
 - ``"crash_before"`` / ``"crash_after"``: :class:`Crash` (a ``BaseException``, like the process
   dying) before or after the write, so that nothing after it runs.
 """
@@ -53,10 +54,16 @@ class FakeApi:
     limit: int | None = None
     remaining: int | None = None
     total_override: str | None = None  # make the "server" compute a different total
+    on_call: dict[str, str] = field(default_factory=dict)  # see fail_on
+    today: str = "2026-11-23"  # the date the "server" gives a document sent without one
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def fail_next(self, *faults: str) -> None:
         self.faults.extend(faults)
+
+    def fail_on(self, call: str, fault: str) -> None:
+        """The next ``call`` (e.g. ``"update_invoice"``) meets ``fault``; other calls go through."""
+        self.on_call[call] = fault
 
     # -- the client interface ---------------------------------------------------------------------
 
@@ -84,7 +91,8 @@ class FakeApi:
                 )
             totals = compute_totals(body.get("items") or [])
             total = self.total_override or str(totals.total_with_vat)
-            return self._store(self.invoices, {**body, "total_with_vat": total, "draft": draft})
+            record = {**body, "total_with_vat": total, "draft": draft}
+            return self._store(self.invoices, {"invoiced_on": self.today, **record})
 
         return self._write("create_invoice", do)
 
@@ -99,6 +107,22 @@ class FakeApi:
 
         return self._read("get_invoice", do)
 
+    def update_invoice(
+        self, invoice_id: int, body: Mapping[str, Any], *, type_doc: str | None = None
+    ) -> Answer:
+        """A partial update; ``type_doc="final"`` finalises a draft (no change to a final one)."""
+
+        def do() -> dict[str, Any]:
+            if invoice_id not in self.invoices:
+                raise NotFoundError("The record could not be found", status=404)
+            record = self.invoices[invoice_id]
+            record.update(body)
+            if type_doc == "final":
+                record["draft"] = False
+            return dict(record)
+
+        return self._write("update_invoice", do)
+
     def refund_invoice(self, invoice_id: int, *, api_id: int, api_custom: str) -> Answer:
         def do() -> dict[str, Any]:
             if invoice_id not in self.invoices:
@@ -110,6 +134,8 @@ class FakeApi:
                 "api_id": api_id,
                 "api_custom": api_custom,
                 "total_with_vat": "-" + str(original.get("total_with_vat", "0")),
+                "invoiced_on": self.today,
+                "draft": False,
             }
             return self._store(self.invoices, body)
 
@@ -169,11 +195,15 @@ class FakeApi:
 
     def _read(self, name: str, do: Any) -> Answer:
         self.calls.append(name)
+        if name in self.on_call:
+            self.faults.appendleft(self.on_call.pop(name))
         self._fault_before()
         return Answer(200, do(), self._rate())
 
     def _write(self, name: str, do: Any) -> Answer:
         self.calls.append(name)
+        if name in self.on_call:
+            self.faults.appendleft(self.on_call.pop(name))
         self._fault_before()
         fault = self.faults[0] if self.faults else None
         data = do()

@@ -104,6 +104,9 @@ def settings_for(url: str, **overrides: Any) -> Any:
         "rate_limit": 600,
         "rate_window": 300.0,
         "daily_limit": 10_000,
+        # The outbox's mechanics are tested with the totals rule trusted (one call per invoice);
+        # the draft-then-finalise path has its own tests (test_finalise.py).
+        "shape_confirmations": 0,
     }
     base.update(overrides)
     return load_settings(**base)
