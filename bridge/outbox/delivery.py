@@ -50,7 +50,7 @@ from bridge.facturation.errors import (
 from bridge.facturation.protocol import ApiAnswer, FacturationApi, Resource
 from bridge.logging import get_logger
 from bridge.outbox.commands import CommandKind, api_id_for
-from bridge.outbox.credit_policy import CREDIT_KINDS, CreditAction, decide_credit
+from bridge.outbox.crediting import gate_credit
 from bridge.outbox.held import HeldClaim
 from bridge.outbox.queue import Claimed, LeaseLostError, Outbox
 from bridge.outbox.quota import QuotaLimiter
@@ -158,9 +158,9 @@ class Deliverer:
                 log.info("delivery.found_after_unknown_outcome", command_id=c.id, key=c.key)
                 return self._done(c, _id_of(found), found)
 
-        refused = self._over_credit(c)
-        if refused is not None:
-            return refused
+        body, ended = gate_credit(self.outbox, c, body, self.rng)
+        if ended is not None:
+            return Outcome(ended)
 
         resource = _CREATES.get(c.kind)
         if c.kind is CommandKind.SEND_EMAIL and c.outcome_unknown:
@@ -174,39 +174,6 @@ class Deliverer:
         answer = self._call(c, lambda: self._send(c, body), mark_unknown=is_write)
         data = answer.data if isinstance(answer.data, dict) else {}
         return self._done(c, _id_of(data), data)
-
-    def _over_credit(self, c: Claimed) -> Outcome | None:
-        """Apply :func:`decide_credit`: ``None`` when the credit note may be sent."""
-        credit_of = c.meta.get("credit_of")
-        if c.kind not in CREDIT_KINDS or not credit_of:
-            return None
-        siblings = self.outbox.credit_siblings(str(credit_of), exclude_id=c.id)
-        decision = decide_credit(c.kind, str(credit_of), siblings)
-        match decision.action:
-            case CreditAction.CANCEL:
-                self.outbox.cancel(c, reason=decision.reason)
-                log.warning(
-                    "delivery.cancelled", command_id=c.id, key=c.key, reason=decision.reason
-                )
-                return Outcome.CANCELLED
-            case CreditAction.WAIT:
-                wait = self.rng.uniform(
-                    1.0, 5.0
-                )  # jittered, so two waiting credits don't meet again
-                self.outbox.retry_later(
-                    c,
-                    wait_s=wait,
-                    error=decision.reason,
-                    consume_attempt=False,
-                    outcome_unknown=c.outcome_unknown,
-                )
-                log.info("delivery.credit_waits", command_id=c.id, key=c.key, wait_s=round(wait, 3))
-                return Outcome.RETRY
-            case CreditAction.DEAD:
-                self.outbox.kill(c, error=decision.reason)
-                log.error("delivery.dead", command_id=c.id, key=c.key, error=decision.reason)
-                return Outcome.DEAD
-        return None
 
     def _resolve(self, c: Claimed) -> dict[str, Any]:
         """The API body: the payload with every ref filled from a done command."""
