@@ -12,7 +12,8 @@ Exactly once toward the API:
   sent again only if absent. Settlements have no ``api_id``: the invoice's settlements are
   compared instead. An e-mail whose outcome is unknown is not sent again (at most once: a second
   copy of an e-mail is not worth the risk of spamming the customer on every retry);
-- ``customer.ensure`` with a binding for its source customer costs no call.
+- ``customer.ensure`` with a binding for its source customer costs no call; without one, a customer
+  with exactly its e-mail is looked for first and bound (:mod:`bridge.outbox.customers`).
 
 Outcomes: 2xx -> done; 429 -> wait, no attempt consumed; 5xx/timeouts/resets -> backoff with full
 jitter, then dead after the give-up time; 400/422 -> dead with the API's ``errors``; 401/403 ->
@@ -51,6 +52,7 @@ from bridge.facturation.protocol import ApiAnswer, FacturationApi, Resource
 from bridge.logging import get_logger
 from bridge.outbox.commands import CommandKind, api_id_for
 from bridge.outbox.crediting import gate_credit
+from bridge.outbox.customers import same_email
 from bridge.outbox.held import HeldClaim
 from bridge.outbox.queue import Claimed, LeaseLostError, Outbox
 from bridge.outbox.quota import QuotaLimiter
@@ -107,6 +109,7 @@ class Deliverer:
     last_rate: tuple[datetime, RateInfo] | None = None  # the last answer's quota headers, and when
     quota_wait_s: float = 0.0  # after a QUOTA_WAIT: how long the quota said to wait
     held: HeldClaim | None = None  # a claim a database error left in flight, to hand back
+    lookup_by_email: bool = True  # BRIDGE_CUSTOMER_LOOKUP_BY_EMAIL: bind an existing customer
     _may_have_sent: bool = False  # during deliver(): a write request has been handed to the API
 
     def deliver(self, c: Claimed) -> Outcome:
@@ -157,6 +160,14 @@ class Deliverer:
             if found is not None:
                 log.info("delivery.found_after_unknown_outcome", command_id=c.id, key=c.key)
                 return self._done(c, _id_of(found), found)
+
+        if c.kind is CommandKind.ENSURE_CUSTOMER and self.lookup_by_email and body.get("email"):
+            email = str(body["email"])
+            page = self._call(c, lambda: self.api.find_customers(email=email), mark_unknown=False)
+            existing = same_email(page.data, email)
+            if existing is not None:
+                log.info("delivery.customer_found_by_email", command_id=c.id, key=c.key)
+                return self._done(c, _id_of(existing), {**existing, "found_by_email": True})
 
         body, ended = gate_credit(self.outbox, c, body, self.rng)
         if ended is not None:

@@ -63,6 +63,16 @@ class FakeApi:
     def account(self) -> Answer:
         return self._read("account", lambda: {"id": 1})
 
+    def find_customers(self, **params: Any) -> Answer:
+        """``email`` is a partial match, as the API documents."""
+        email = str(params.get("email", "")).lower()
+        return self._read(
+            "find_customers",
+            lambda: [
+                dict(c) for c in self.customers.values() if email in str(c.get("email", "")).lower()
+            ],
+        )
+
     def create_customer(self, body: Mapping[str, Any]) -> Answer:
         return self._write("create_customer", lambda: self._store(self.customers, body))
 
