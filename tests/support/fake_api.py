@@ -94,7 +94,12 @@ class FakeApi:
                 )
             totals = compute_totals(body.get("items") or [])
             total = self.total_override or str(totals.total_with_vat)
-            return self._store(self.invoices, {**body, "total_with_vat": total, "draft": draft})
+            record = self._store(self.invoices, {**body, "total_with_vat": total, "draft": draft})
+            if not draft:  # a finalised invoice gets its number, as the API gives it
+                record["invoice_ref"] = self.invoices[record["id"]]["invoice_ref"] = (
+                    f"F-{record['id']}"
+                )
+            return record
 
         return self._write("create_invoice", do)
 
