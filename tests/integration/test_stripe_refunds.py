@@ -83,7 +83,9 @@ def test_partial_refunds_are_credit_notes_split_like_the_sale(db_url: str) -> No
         "stripe:refund:re_1Rk2demoRefundSepa0000000",
     ]
     sale_items = api.invoices[rows[SALE_KEY].remote_id or 0]["items"]
-    for note, amount in zip(sorted(notes, key=lambda i: i["api_custom"]), ("10.00", "5.00")):
+    for note, amount in zip(
+        sorted(notes, key=lambda i: i["api_custom"]), ("10.00", "5.00"), strict=True
+    ):
         totals = compute_totals(note["items"])
         assert totals.total_with_vat == -Decimal(amount)
         assert set(totals.vat_by_rate) == set(compute_totals(sale_items).vat_by_rate)
