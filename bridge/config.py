@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     retry_max_delay_seconds: float = Field(3600.0, gt=0, alias="BRIDGE_RETRY_MAX_DELAY_SECONDS")
     retry_give_up_seconds: float = Field(3 * 86400.0, gt=0, alias="BRIDGE_RETRY_GIVE_UP_SECONDS")
     lease_seconds: float = Field(120.0, gt=0, alias="BRIDGE_LEASE_SECONDS")
+    dependency_wait_seconds: float = Field(
+        7 * 86400.0, gt=0, alias="BRIDGE_DEPENDENCY_WAIT_SECONDS"
+    )
+    customer_lookup_by_email: bool = Field(True, alias="BRIDGE_CUSTOMER_LOOKUP_BY_EMAIL")
     poll_interval: float = Field(0.2, gt=0, alias="BRIDGE_POLL_INTERVAL")
     worker_max_restarts: int = Field(5, ge=0, alias="BRIDGE_WORKER_MAX_RESTARTS")
     shape_confirmations: int = Field(20, ge=0, alias="BRIDGE_SHAPE_CONFIRMATIONS")

@@ -66,10 +66,20 @@ def status(
             ),
         )
     ).scalar_one()
+    never_arrived = session.execute(
+        select(func.count(func.distinct(OutboxCommand.id)))
+        .join(CommandDependency, CommandDependency.command_id == OutboxCommand.id)
+        .where(
+            OutboxCommand.status == CommandStatus.PENDING.value,
+            ~exists(select(1).where(dep.c.idempotency_key == CommandDependency.depends_on_key)),
+        )
+    ).scalar_one()
     out: dict[str, Any] = {
         "events": {s.value: int(events.get(s.value, 0)) for s in EventStatus},
         "commands": {s.value: int(commands.get(s.value, 0)) for s in CommandStatus},
         "commands_blocked_by_dead_dependency": int(blocked),
+        # e.g. a refund whose sale never arrived; dead after BRIDGE_DEPENDENCY_WAIT_SECONDS
+        "commands_waiting_for_a_missing_dependency": int(never_arrived),
         "oldest_pending_age_s": round((now - oldest).total_seconds(), 3) if oldest else None,
         "delivery_paused": paused(session),
         "webhook_endpoints": get_state(session, ENDPOINTS_KEY),

@@ -1,7 +1,8 @@
 """From one event's evaluated expressions to commands, one builder per mapping ``kind``.
 
 ``sale`` -> ``customer.ensure`` + ``invoice.create``; ``credit_note`` -> ``credit_note.partial``
-(negative lines for exactly what was refunded); ``refund`` -> ``credit_note.full`` (full credit note);
+(negative lines for exactly what was refunded); ``refund`` -> ``credit_note.full`` (full credit note),
+or, with ``charged`` (the amount given back), ``credit_note.partial`` split like the sale;
 ``cancel`` -> ``credit_note.full`` that the worker skips when the invoice was never created;
 ``customer_update`` -> ``customer.update``. Keys and conventions: :mod:`bridge.outbox.commands`.
 """
@@ -95,6 +96,15 @@ def customer_payload(
     return payload
 
 
+def named(customer: dict[str, Any], binding: str) -> dict[str, Any]:
+    """A customer Facturation.pro accepts has a company name or a last name: when the source gave
+    neither, the e-mail stands for the name (then the first name, then the source's customer)."""
+    if customer.get("company_name") or customer.get("last_name"):
+        return customer
+    fallback = customer.get("email") or customer.get("first_name") or f"Client {binding}"
+    return {**customer, "last_name": str(fallback)}
+
+
 def _reverse_charge(spec: MappingSpec, customer: Mapping[str, Any]) -> bool:
     rc = spec.reverse_charge
     code = customer.get("country")
@@ -184,7 +194,7 @@ def _charged(spec: MappingSpec, ev: Evaluate, ctx: Any, lines: list[SaleLine]) -
 
 def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
     binding = _text(spec, ev, ctx, "binding_key")
-    customer = customer_payload(spec, ev, ctx)
+    customer = named(customer_payload(spec, ev, ctx), binding)
     lines = sale_lines(spec, ev, ctx)
     charged = _charged(spec, ev, ctx, lines)
     if spec.skip_zero and charged == 0:
@@ -256,6 +266,9 @@ def _credit_note(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcom
 
 def _refund(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any], **meta: Any) -> Outcome:
     invoice_key = _text(spec, ev, ctx, "invoice_key")
+    full = "full" in spec.exprs and ev(spec.exprs["full"], ctx) not in (None, False, "")
+    if "charged" in spec.exprs and not full:
+        return _split_refund(spec, ev, ctx, invoice_key)
     return Outcome(
         [
             Command(
@@ -267,6 +280,35 @@ def _refund(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any], **meta: Any) -
             )
         ]
     )
+
+
+def _split_refund(
+    spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any], invoice_key: str
+) -> Outcome:
+    """An amount given back, with no lines: a credit note split like the sale's invoice.
+
+    The lines are made when it is sent (:mod:`bridge.outbox.split`), from the invoice's own items,
+    once that invoice exists: a refund that arrives before its sale waits for it.
+    """
+    refunded: Decimal = _amount(spec.exprs["charged"], ev, ctx, required=True)
+    if refunded <= 0:
+        return Outcome([], "nothing refunded (amount 0)")
+    payload = _fields(spec.invoice_fields, ev, ctx)
+    payload["currency"] = _text(spec, ev, ctx, "currency").upper()
+    payload["information"] = spec.information
+    meta = {
+        "credit_of": invoice_key,
+        "split_of": invoice_key,
+        "refunded": str(refunded),
+        "expected_total_with_vat": str(-refunded),
+        "currency": payload["currency"],
+    }
+    refs = {
+        "customer_id": f"{invoice_key}#customer_id",
+        "information": f"{invoice_key}#invoice_ref",
+    }
+    key = _text(spec, ev, ctx, "key")
+    return Outcome([Command(CommandKind.PARTIAL_CREDIT_NOTE, key, payload, refs=refs, meta=meta)])
 
 
 def _cancel(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:

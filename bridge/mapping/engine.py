@@ -25,7 +25,12 @@ from jmespath.visitor import TreeInterpreter
 from bridge.config import Settings
 from bridge.inbound.events import InboundEvent
 from bridge.mapping.builders import Evaluate, build
-from bridge.mapping.enrichment import EnrichmentError, HttpStripeApi, StripeApi
+from bridge.mapping.enrichment import (
+    EnrichmentError,
+    HttpStripeApi,
+    StripeApi,
+    refund_of_event,
+)
 from bridge.mapping.files import BUILTIN_DIR, BUILTIN_PACKAGE, all_mapping_files, file_stem
 from bridge.mapping.functions import FunctionError, MappingFunctions
 from bridge.mapping.paths import BadValueError, event_roots, output_field
@@ -157,17 +162,42 @@ class MappingEngine:
                 raise MappingError(f"{spec.path}: {rule.message}")
         for name, expr in spec.enrich.items():
             ctx[name] = self._enrich(spec, name, ev(expr, ctx))
+        for rule in spec.skip_found:
+            if _truthy(ev(rule.when, ctx)):
+                return MappingOutcome([], rule.message)
         outcome = build(spec, ev, ctx)
         return MappingOutcome(outcome.commands, outcome.skipped)
 
     def _enrich(self, spec: MappingSpec, name: str, argument: Any) -> Any:
         if argument in (None, "", False):
             return None
-        if self.stripe_api is None:
+        if name == "charge_refund":  # [charge, amount_refunded, previous, embedded refunds]
+            if not isinstance(argument, list) or len(argument) != 4:
+                raise MappingError(f"{spec.path}: enrich.{name}: expected a list of 4 values")
+            charge, amount, previous, embedded = argument
+            if isinstance(embedded, dict) and embedded.get("has_more") is False:
+                refunds = embedded.get("data")  # versions before basil embed them all
+                if isinstance(refunds, list) and refunds:
+                    return refund_of_event(refunds, str(charge), amount, previous)
+            argument = charge
+        api = self.stripe_api
+        if api is None:
+            if name == "credit_note_of_refund":
+                return None  # optional: the shared refund key still credits a refund once
             raise MappingError(f"{spec.path}: enrich.{name} needs STRIPE_API_KEY to call Stripe")
-        if name == "checkout_line_items":
-            return self.stripe_api.checkout_line_items(str(argument))
-        return self.stripe_api.checkout_session_for_payment_intent(str(argument))
+        match name:
+            case "checkout_line_items":
+                return api.checkout_line_items(str(argument))
+            case "invoice_of_payment":
+                return api.invoice_for_payment_intent(str(argument))
+            case "charge_refund":
+                refunds = api.charge_refunds(str(argument))
+                return refund_of_event(refunds, str(argument), amount, previous)
+            case "credit_note_of_refund":
+                if not isinstance(argument, list) or len(argument) != 2 or not all(argument):
+                    return None  # [invoice id, refund id]; nothing to look for without both
+                return api.credit_note_for_refund(str(argument[0]), str(argument[1]))
+        return api.checkout_session_for_payment_intent(str(argument))
 
 
 def _truthy(value: Any) -> bool:

@@ -1,7 +1,10 @@
 """Stripe API look-ups the mapping stage needs when a webhook does not carry everything.
 
-Checkout sessions arrive without their line items, and a refunded charge names a payment intent,
-not the checkout session the sale was keyed on. These calls happen while mapping a stored event,
+Checkout sessions arrive without their line items; a refund names a payment intent, not the
+invoice (``invoice_payments`` by ``payment[payment_intent]``, API 2025-03-31 "basil" and later) or
+the checkout session the sale was keyed on; a refund made through a Stripe credit note is credited
+with that note's own lines (credit notes of the invoice, by refund); a current-version
+``charge.refunded`` no longer embeds its refunds (refunds by charge). These calls happen while mapping a stored event,
 never in the web request, through Stripe's own SDK (``stripe.StripeClient``) on httpx, with the
 API version pinned (:data:`STRIPE_API_VERSION`) and explicit timeouts.
 
@@ -49,9 +52,15 @@ class StripeApi(Protocol):
 
     def checkout_session_for_payment_intent(self, payment_intent: str) -> str | None: ...
 
+    def invoice_for_payment_intent(self, payment_intent: str) -> str | None: ...
+
+    def credit_note_for_refund(self, invoice: str, refund: str) -> str | None: ...
+
+    def charge_refunds(self, charge: str) -> list[dict[str, Any]]: ...
+
 
 class HttpStripeApi:
-    """The two look-ups through ``stripe.StripeClient`` (``STRIPE_API_BASE``, ``STRIPE_API_KEY``)."""
+    """The look-ups through ``stripe.StripeClient`` (``STRIPE_API_BASE``, ``STRIPE_API_KEY``)."""
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 20.0) -> None:
         self._http = stripe.HTTPXClient(timeout=httpx.Timeout(timeout), allow_sync_methods=True)
@@ -80,6 +89,44 @@ class HttpStripeApi:
             page = self._client.v1.checkout.sessions.list(params)
         data = _exact(page, what)["data"]
         return str(data[0]["id"]) if data else None
+
+    def invoice_for_payment_intent(self, payment_intent: str) -> str | None:
+        """The invoice this payment paid (``GET /v1/invoice_payments?payment[…]``), if any."""
+        what = f"invoice payment of {payment_intent}"
+        params: Any = {
+            "payment": {"type": "payment_intent", "payment_intent": payment_intent},
+            "limit": 10,
+        }
+        with _translated(what):
+            page = self._client.v1.invoice_payments.list(params)
+        for payment in _exact(page, what)["data"]:
+            invoice = payment.get("invoice")
+            if payment.get("status") != "canceled" and invoice:
+                return str(invoice["id"] if isinstance(invoice, dict) else invoice)
+        return None
+
+    def credit_note_for_refund(self, invoice: str, refund: str) -> str | None:
+        """The Stripe credit note of ``invoice`` that carries ``refund``, if one does."""
+        what = f"credit notes of {invoice}"
+        params: Any = {"invoice": invoice, "limit": 100}
+        with _translated(what):
+            first = self._client.v1.credit_notes.list(params)
+            for page in _pages(first, what):
+                for note in _exact(page, what)["data"]:
+                    for link in note.get("refunds") or []:
+                        linked = link.get("refund") if isinstance(link, dict) else None
+                        linked = linked.get("id") if isinstance(linked, dict) else linked
+                        if linked == refund and note.get("status") != "void":
+                            return str(note["id"])
+        return None
+
+    def charge_refunds(self, charge: str) -> list[dict[str, Any]]:
+        """Every refund of ``charge``, newest first (``GET /v1/refunds?charge=``)."""
+        what = f"refunds of {charge}"
+        params: Any = {"charge": charge, "limit": 100}
+        with _translated(what):
+            first = self._client.v1.refunds.list(params)
+            return [item for page in _pages(first, what) for item in _exact(page, what)["data"]]
 
 
 def _pages(first: stripe.ListObject[Any], what: str) -> Iterator[stripe.ListObject[Any]]:
@@ -119,3 +166,30 @@ def _translated(what: str) -> Iterator[None]:
         if status == 404:
             raise StripeObjectMissingError(detail) from exc
         raise EnrichmentError(detail) from exc
+
+
+def refund_of_event(
+    refunds: list[dict[str, Any]], charge: str, amount_refunded: Any, previous: Any
+) -> dict[str, Any]:
+    """The refund a ``charge.refunded`` event is about, among the charge's ``refunds``.
+
+    Stripe lists refunds newest first; oldest first, the refunds that count (neither failed nor
+    canceled) add up, one by one, to each value the charge's ``amount_refunded`` took: the refund
+    at which the sum reaches this event's ``amount_refunded`` is this event's. Its amount must be
+    ``amount_refunded - previous_attributes.amount_refunded`` when the event says the latter.
+    """
+    total = 0
+    refund: dict[str, Any]
+    for refund in reversed(refunds):
+        if refund.get("status") in ("failed", "canceled"):
+            continue
+        total += int(refund.get("amount") or 0)
+        if total == amount_refunded:
+            expected = amount_refunded - previous if isinstance(previous, int) else None
+            if expected is not None and refund.get("amount") != expected:
+                break
+            return refund
+    raise StripeObjectMissingError(
+        f"stripe refunds of {charge}: none brings amount_refunded to {amount_refunded}"
+        + (f" (from {previous})" if isinstance(previous, int) else "")
+    )

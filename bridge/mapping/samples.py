@@ -27,10 +27,21 @@ class FixedStripeApi:
         self,
         line_items: dict[str, list[dict[str, Any]]] | None = None,
         sessions_by_payment_intent: dict[str, str] | None = None,
+        invoices_by_payment_intent: dict[str, str] | None = None,
+        credit_notes_by_refund: dict[str, str] | None = None,
+        refunds_by_charge: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self.line_items = line_items or {}
         self.sessions = sessions_by_payment_intent or {}
+        self.invoices = invoices_by_payment_intent or {}
+        self.credit_notes = credit_notes_by_refund or {}
+        self.refunds = refunds_by_charge or {}
         self.calls: list[str] = []
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> FixedStripeApi:
+        """From a golden file's ``stripe`` object (keys named as this class's arguments)."""
+        return cls(**{k: v for k, v in data.items() if not k.startswith("_")})
 
     def checkout_line_items(self, session_id: str) -> list[dict[str, Any]]:
         self.calls.append(f"line_items:{session_id}")
@@ -39,6 +50,18 @@ class FixedStripeApi:
     def checkout_session_for_payment_intent(self, payment_intent: str) -> str | None:
         self.calls.append(f"session:{payment_intent}")
         return self.sessions.get(payment_intent)
+
+    def invoice_for_payment_intent(self, payment_intent: str) -> str | None:
+        self.calls.append(f"invoice_payment:{payment_intent}")
+        return self.invoices.get(payment_intent)
+
+    def credit_note_for_refund(self, invoice: str, refund: str) -> str | None:
+        self.calls.append(f"credit_notes:{invoice}")
+        return self.credit_notes.get(refund)
+
+    def charge_refunds(self, charge: str) -> list[dict[str, Any]]:
+        self.calls.append(f"refunds:{charge}")
+        return self.refunds.get(charge, [])
 
 
 @dataclass
@@ -82,9 +105,7 @@ class Sample:
         )
 
     def stripe_api(self) -> FixedStripeApi:
-        return FixedStripeApi(
-            self.stripe.get("line_items"), self.stripe.get("sessions_by_payment_intent")
-        )
+        return FixedStripeApi.of(self.stripe)
 
 
 def outcome_json(engine: MappingEngine, event: InboundEvent) -> dict[str, Any]:

@@ -37,6 +37,7 @@ REQUIRED = {
 TOP_KEYS = {
     "kind", "use", "object", "enrich", "tables", "vat_rates", "skip", "fail", "key", "currency",
     "charged", "invoice_key", "customer", "lines", "invoice", "policy", "description",
+    "skip_after_enrich", "full",
 }  # fmt: skip
 POLICY_KEYS = {
     "keep_source_vat",
@@ -50,8 +51,14 @@ POLICY_KEYS = {
 REVERSE_CHARGE_TEXT = (
     "Autoliquidation : TVA due par le preneur, article 196 de la directive 2006/112/CE"
 )
-EXPR_KEYS: tuple[str, ...] = ("key", "currency", "charged", "invoice_key")
-ENRICHERS = ("checkout_line_items", "checkout_session")
+EXPR_KEYS: tuple[str, ...] = ("key", "currency", "charged", "invoice_key", "full")
+ENRICHERS = (
+    "checkout_line_items",
+    "checkout_session",
+    "invoice_of_payment",
+    "credit_note_of_refund",
+    "charge_refund",
+)
 
 
 class MappingConfigError(Exception):
@@ -109,6 +116,7 @@ class MappingSpec:
     skip: tuple[Rule, ...]
     fail: tuple[Rule, ...]
     enrich: dict[str, Expr]
+    skip_found: tuple[Rule, ...]  # skip_after_enrich: rules that read what the look-ups found
     tables: dict[str, dict[str, Any]]
     vat_rates: tuple[Decimal, ...] = FRENCH_VAT_RATES
     skip_zero: bool = True
@@ -266,6 +274,7 @@ class _Compiler:
             skip=self.rules("skip", "reason"),
             fail=self.rules("fail", "error"),
             enrich=enrich,
+            skip_found=self.rules("skip_after_enrich", "reason"),
             tables={str(k): {str(kk): vv for kk, vv in v.items()} for k, v in tables.items()},
             vat_rates=self.vat_rates(),
             **self.policy(),

@@ -7,6 +7,9 @@ order). Given the other credit notes of the same invoice (:class:`CreditSibling`
 - while another credit note is unsettled (in flight, or its outcome unknown) this one **waits**,
   so that two workers can't both decide before either is recorded;
 - a full credit note after partial ones would over-credit: it goes **dead** for a human;
+- a partial credit note whose amount, with the partial ones done, is more than was paid goes
+  **dead** too (two refunds of one sale under different keys, a credit note and a refund that
+  don't name each other): never more in total than was paid;
 - otherwise it **proceeds**.
 
 Like :mod:`bridge.outbox.retry`, this returns a decision and does no I/O; the deliverer applies it.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from bridge.outbox.commands import CommandKind
 
@@ -30,6 +34,7 @@ class CreditSibling:
     kind: CommandKind
     key: str
     done: bool
+    amount: Decimal | None = None  # what it credits, including VAT (positive), when known
 
 
 class CreditAction(enum.StrEnum):
@@ -49,9 +54,18 @@ PROCEED = CreditDecision(CreditAction.PROCEED)
 
 
 def decide_credit(
-    kind: CommandKind, credit_of: str, siblings: Sequence[CreditSibling]
+    kind: CommandKind,
+    credit_of: str,
+    siblings: Sequence[CreditSibling],
+    *,
+    amount: Decimal | None = None,
+    paid: Decimal | None = None,
 ) -> CreditDecision:
-    """What to do with a credit note of kind ``kind`` on the invoice keyed ``credit_of``."""
+    """What to do with a credit note of kind ``kind`` on the invoice keyed ``credit_of``.
+
+    ``amount`` (what this one credits) and ``paid`` (the invoice's total), both including VAT and
+    positive, when known, bound the partial credit notes' sum.
+    """
     full = [s.key for s in siblings if s.done and s.kind is CommandKind.FULL_CREDIT_NOTE]
     if full:
         return CreditDecision(
@@ -70,4 +84,24 @@ def decide_credit(
             f"{credit_of} is already partly credited by {', '.join(partial)}: "
             "a full credit note would credit more than was paid; credit the rest by hand",
         )
+    if amount is not None and paid is not None:
+        before = sum((s.amount or Decimal(0) for s in siblings if s.done), Decimal(0))
+        if before + amount > paid:
+            return CreditDecision(
+                CreditAction.DEAD,
+                f"{credit_of} was paid {paid} and is already credited {before}"
+                f"{' by ' + ', '.join(partial) if partial else ''}: "
+                f"crediting {amount} more would credit more than was paid; check the refunds",
+            )
     return PROCEED
+
+
+def credited_amount(meta: object) -> Decimal | None:
+    """What a credit note credits (positive), from its ``meta["expected_total_with_vat"]``."""
+    value = meta.get("expected_total_with_vat") if isinstance(meta, dict) else None
+    if not isinstance(value, str | int):
+        return None
+    try:
+        return abs(Decimal(str(value)))
+    except ArithmeticError:
+        return None

@@ -12,7 +12,8 @@ Exactly once toward the API:
   sent again only if absent. Settlements have no ``api_id``: the invoice's settlements are
   compared instead. An e-mail whose outcome is unknown is not sent again (at most once: a second
   copy of an e-mail is not worth the risk of spamming the customer on every retry);
-- ``customer.ensure`` with a binding for its source customer costs no call.
+- ``customer.ensure`` with a binding for its source customer costs no call; without one, a customer
+  with exactly its e-mail is looked for first and bound (:mod:`bridge.outbox.customers`).
 
 A failed call ends as :mod:`bridge.outbox.failures` says (wait, retry, pause or dead).
 ``customer.update`` finds its customer through the binding of ``meta["binding_key"]`` (or a
@@ -45,7 +46,8 @@ from bridge.facturation.protocol import ApiAnswer, FacturationApi, Resource
 from bridge.logging import get_logger
 from bridge.outbox.chronology import Chronology, SequenceBusyError, parse_date, turn_hook
 from bridge.outbox.commands import CommandKind, api_id_for
-from bridge.outbox.credit_policy import CREDIT_KINDS, CreditAction, decide_credit
+from bridge.outbox.crediting import gate_credit
+from bridge.outbox.customers import same_email
 from bridge.outbox.failures import Failures, Outcome
 from bridge.outbox.finalise import (
     ShapeBook,
@@ -107,6 +109,7 @@ class Deliverer:
     held: HeldClaim | None = None  # a claim a database error left in flight, to hand back
     sequence: Chronology | None = None  # the firm's invoice sequence (None: dates as mapped)
     shapes: ShapeBook | None = None  # confirmed shapes (None: every invoice created final)
+    lookup_by_email: bool = True  # BRIDGE_CUSTOMER_LOOKUP_BY_EMAIL: bind an existing customer
     _may_have_sent: bool = False  # during deliver(): a write request has been handed to the API
 
     @cached_property
@@ -164,9 +167,17 @@ class Deliverer:
                     return self._check_and_finalise(c, found)
                 return self._done(c, _id_of(found), found)
 
-        refused = self._over_credit(c)
-        if refused is not None:
-            return refused
+        if c.kind is CommandKind.ENSURE_CUSTOMER and self.lookup_by_email and body.get("email"):
+            email = str(body["email"])
+            page = self._call(c, lambda: self.api.find_customers(email=email), mark_unknown=False)
+            existing = same_email(page.data, email)
+            if existing is not None:
+                log.info("delivery.customer_found_by_email", command_id=c.id, key=c.key)
+                return self._done(c, _id_of(existing), {**existing, "found_by_email": True})
+
+        body, ended = gate_credit(self.outbox, c, body, self.rng)
+        if ended is not None:
+            return Outcome(ended)
 
         resource = _CREATES.get(c.kind)
         if c.kind is CommandKind.SEND_EMAIL and c.outcome_unknown:
@@ -216,39 +227,6 @@ class Deliverer:
         )
         data = _dict(answer.data)
         return self._done(c, draft_id, data, checked_shape=shape)
-
-    def _over_credit(self, c: Claimed) -> Outcome | None:
-        """Apply :func:`decide_credit`: ``None`` when the credit note may be sent."""
-        credit_of = c.meta.get("credit_of")
-        if c.kind not in CREDIT_KINDS or not credit_of:
-            return None
-        siblings = self.outbox.credit_siblings(str(credit_of), exclude_id=c.id)
-        decision = decide_credit(c.kind, str(credit_of), siblings)
-        match decision.action:
-            case CreditAction.CANCEL:
-                self.outbox.cancel(c, reason=decision.reason)
-                log.warning(
-                    "delivery.cancelled", command_id=c.id, key=c.key, reason=decision.reason
-                )
-                return Outcome.CANCELLED
-            case CreditAction.WAIT:
-                wait = self.rng.uniform(
-                    1.0, 5.0
-                )  # jittered, so two waiting credits don't meet again
-                self.outbox.retry_later(
-                    c,
-                    wait_s=wait,
-                    error=decision.reason,
-                    consume_attempt=False,
-                    outcome_unknown=c.outcome_unknown,
-                )
-                log.info("delivery.credit_waits", command_id=c.id, key=c.key, wait_s=round(wait, 3))
-                return Outcome.RETRY
-            case CreditAction.DEAD:
-                self.outbox.kill(c, error=decision.reason)
-                log.error("delivery.dead", command_id=c.id, key=c.key, error=decision.reason)
-                return Outcome.DEAD
-        return None
 
     def _resolve(self, c: Claimed) -> dict[str, Any]:
         """The API body: the payload with every ref filled from a done command."""

@@ -39,7 +39,7 @@ from bridge.db.models import (
 )
 from bridge.logging import get_logger
 from bridge.outbox.commands import CommandKind
-from bridge.outbox.credit_policy import CreditSibling
+from bridge.outbox.credit_policy import CreditSibling, credited_amount
 from bridge.outbox.enqueue import jsonable
 from bridge.outbox.pause import pause
 from bridge.outbox.quota import QuotaLimiter
@@ -240,7 +240,7 @@ class Outbox:
                     OutboxCommand.kind,
                     OutboxCommand.idempotency_key,
                     OutboxCommand.status,
-                    OutboxCommand.outcome_unknown,
+                    OutboxCommand.meta,
                 ).where(
                     OutboxCommand.credit_of == credit_of,
                     OutboxCommand.id != exclude_id,
@@ -250,7 +250,10 @@ class Outbox:
                     ),
                 )
             ).all()
-        return [CreditSibling(CommandKind(k), key, status == _DONE) for k, key, status, _ in rows]
+        return [
+            CreditSibling(CommandKind(k), key, status == _DONE, credited_amount(meta))
+            for k, key, status, meta in rows
+        ]
 
     def referenced(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None, dict[str, Any]]]:
         """Status, remote id and result of the commands keyed ``keys`` (those that exist)."""

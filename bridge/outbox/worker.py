@@ -6,7 +6,8 @@ throughput (claims use ``SKIP LOCKED``), one on SQLite. Each turn:
 1. the mapping stage turns ``received`` inbox events into commands (:mod:`bridge.mapping.stage`);
 2. if delivery is paused (401/403), a probe call (``account``) every ``probe_seconds`` resumes it
    once the credentials work again;
-3. one due command is claimed and delivered (:mod:`bridge.outbox.delivery`).
+3. once a minute, commands that waited too long for a dependency go dead (:mod:`bridge.outbox.stale`);
+4. one due command is claimed and delivered (:mod:`bridge.outbox.delivery`).
 
 A database that does not answer makes the loop wait and try again, logging one line per try
 (:mod:`bridge.outbox.db_backoff`); a claim the outage left in flight is handed back first thing
@@ -44,12 +45,14 @@ from bridge.outbox.pause import paused, resume
 from bridge.outbox.queue import Outbox
 from bridge.outbox.quota import QuotaLimiter, QuotaLimits
 from bridge.outbox.retry import RetryPolicy
+from bridge.outbox.stale import expire_waiting
 from bridge.runtime import Runtime
 from bridge.watch.alerts import Watch
 
 log = get_logger("bridge.outbox.worker")
 
 PROBE_SECONDS = 30.0
+EXPIRY_EVERY = timedelta(minutes=1)  # how often a worker looks for commands waiting too long
 
 
 def default_worker_id() -> str:
@@ -100,9 +103,12 @@ class Worker:
             clock=clock,
             sequence=Chronology(settings.firm_name, settings.timezone),
             shapes=ShapeBook(settings.firm_name, settings.shape_confirmations),
+            lookup_by_email=settings.customer_lookup_by_email,
         )
         self.quota_ready_at: datetime | None = None
         self.next_probe_at: datetime | None = None
+        self.dependency_wait = timedelta(seconds=settings.dependency_wait_seconds)
+        self.next_expiry_at: datetime | None = None  # next look for commands waiting too long
 
     def step(self) -> bool:
         """One turn; ``True`` if it did something (so the loop goes on without sleeping)."""
@@ -111,6 +117,9 @@ class Worker:
         if self.watch is not None:
             self.watch.tick()
         now = self.clock()
+        if self.next_expiry_at is None or now >= self.next_expiry_at:
+            self.next_expiry_at = now + EXPIRY_EVERY
+            expire_waiting(self.runtime.sessions, now, self.dependency_wait)
         with self.runtime.sessions() as session:
             pause = paused(session)
         if pause is not None:

@@ -70,6 +70,16 @@ class FakeApi:
     def account(self) -> Answer:
         return self._read("account", lambda: {"id": 1})
 
+    def find_customers(self, **params: Any) -> Answer:
+        """``email`` is a partial match, as the API documents."""
+        email = str(params.get("email", "")).lower()
+        return self._read(
+            "find_customers",
+            lambda: [
+                dict(c) for c in self.customers.values() if email in str(c.get("email", "")).lower()
+            ],
+        )
+
     def create_customer(self, body: Mapping[str, Any]) -> Answer:
         return self._write("create_customer", lambda: self._store(self.customers, body))
 
@@ -91,8 +101,15 @@ class FakeApi:
                 )
             totals = compute_totals(body.get("items") or [])
             total = self.total_override or str(totals.total_with_vat)
-            record = {**body, "total_with_vat": total, "draft": draft}
-            return self._store(self.invoices, {"invoiced_on": self.today, **record})
+            record = self._store(
+                self.invoices,
+                {"invoiced_on": self.today, **body, "total_with_vat": total, "draft": draft},
+            )
+            if not draft:  # a finalised invoice gets its number, as the API gives it
+                record["invoice_ref"] = self.invoices[record["id"]]["invoice_ref"] = (
+                    f"F-{record['id']}"
+                )
+            return record
 
         return self._write("create_invoice", do)
 
@@ -119,6 +136,7 @@ class FakeApi:
             record.update(body)
             if type_doc == "final":
                 record["draft"] = False
+                record.setdefault("invoice_ref", f"F-{invoice_id}")  # numbered once final
             return dict(record)
 
         return self._write("update_invoice", do)

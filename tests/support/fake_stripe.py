@@ -3,6 +3,8 @@
 Serves what :mod:`bridge.mapping.enrichment` calls, the way Stripe documents it: Bearer key,
 ``GET /v1/checkout/sessions/{id}/line_items`` paginated with ``limit`` / ``starting_after`` /
 ``has_more`` (and ``expand[]`` or ``expand[N]``), ``GET /v1/checkout/sessions?payment_intent=``,
+``GET /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=`` (API 2025-03-31
+"basil" and later), ``GET /v1/credit_notes?invoice=``, ``GET /v1/refunds?charge=`` (newest first),
 and ``404 resource_missing`` for an unknown session. Items are sent as the test gives them, so it
 can put integers beyond 2**53 or decimals in them.
 
@@ -47,6 +49,9 @@ class Seen:
 class FakeStripe:
     line_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     sessions_by_payment_intent: dict[str, str] = field(default_factory=dict)
+    invoices_by_payment_intent: dict[str, str] = field(default_factory=dict)
+    credit_notes: list[dict[str, Any]] = field(default_factory=list)  # credit_note objects
+    refunds: list[dict[str, Any]] = field(default_factory=list)  # refund objects, oldest first
     page_size: int = 100  # at most this many items per page, whatever ``limit`` asks
     status: int | None = None  # answer every request with this error status instead
     seen: list[Seen] = field(default_factory=list)
@@ -82,7 +87,31 @@ class FakeStripe:
             found = self.sessions_by_payment_intent.get(query.get("payment_intent", [""])[0])
             sessions = [{"id": found, "object": "checkout.session"}] if found else []
             return 200, _page(sessions, False, path)
+        if path == "/v1/invoice_payments":
+            return 200, _page(self._invoice_payments(query), False, path)
+        if path == "/v1/credit_notes":
+            invoice = query.get("invoice", [""])[0]
+            return 200, _page(
+                [n for n in self.credit_notes if n["invoice"] == invoice], False, path
+            )
+        if path == "/v1/refunds":
+            charge = query.get("charge", [""])[0]
+            found = [r for r in reversed(self.refunds) if r.get("charge") == charge]
+            return 200, _page(found, False, path)
         return 404, _error("invalid_request_error", "resource_missing", f"Unrecognized URL {path}")
+
+    def _invoice_payments(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        if query.get("payment[type]") != ["payment_intent"]:
+            return []
+        intent = query.get("payment[payment_intent]", [""])[0]
+        invoice = self.invoices_by_payment_intent.get(intent)
+        if invoice is None:
+            return []
+        payment = {"type": "payment_intent", "payment_intent": intent}
+        return [
+            {"id": f"inpay_{intent}", "object": "invoice_payment", "invoice": invoice,
+             "payment": payment, "status": "paid", "is_default": True}
+        ]  # fmt: skip
 
     def _line_items(self, path: str, session: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if session not in self.line_items:

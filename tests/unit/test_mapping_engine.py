@@ -17,6 +17,7 @@ from bridge.mapping.engine import (
     MappingEngine,
     MappingError,
 )
+from bridge.mapping.samples import FixedStripeApi
 from bridge.outbox.commands import CommandKind
 from tests.support.fake_stripe import FakeStripe, serve_fake_stripe
 from tests.support.procs import free_port
@@ -170,16 +171,27 @@ def test_full_refund_of_an_invoice_payment_is_a_full_credit_note(mapper: Mapping
     assert command.refs == {"invoice_id": "stripe:invoice:in_42"}
 
 
-def test_partial_refunds(mapper: MappingEngine) -> None:
+def test_partial_refunds_are_credited_like_the_sale(mapper: MappingEngine) -> None:
+    """A partial refund of a Stripe invoice (Refunds API, Dashboard) or of a Checkout payment is a
+    credit note for the amount given back, its lines split like the sale's when it is sent."""
     payload = parse_json((FIXTURES / "stripe" / "event_charge.refunded.json").read_bytes())
     charge = payload["data"]["object"]
+    charge["refunds"]["data"][0]["amount"] = 40
     charge.update(refunded=False, amount_refunded=40, invoice="in_42")
-    outcome = mapper.map_event(stripe_event(payload))
-    assert outcome.skipped is not None
-    assert "credit_note.created" in outcome.skipped
+    (command,) = mapper.map_event(stripe_event(payload)).commands
+    assert command.kind is CommandKind.PARTIAL_CREDIT_NOTE
+    assert command.key == "stripe:refund:re_000000000000000000000000"
+    assert command.meta["split_of"] == command.meta["credit_of"] == "stripe:invoice:in_42"
+    assert command.meta["refunded"] == "0.40"
+    assert command.meta["expected_total_with_vat"] == "-0.40"
+    assert "items" not in command.payload
     charge.update(invoice=None, payment_intent="pi_1")
-    with pytest.raises(MappingError, match="partial refund of a Checkout payment"):
-        mapper.map_event(stripe_event(payload))
+    mapper.stripe_api = FixedStripeApi(sessions_by_payment_intent={"pi_1": "cs_1"})
+    try:
+        (command,) = mapper.map_event(stripe_event(payload)).commands
+    finally:
+        mapper.stripe_api = None
+    assert command.meta["split_of"] == "stripe:checkout:cs_1"
 
 
 def test_subscription_checkouts_are_invoiced_by_their_invoice(mapper: MappingEngine) -> None:

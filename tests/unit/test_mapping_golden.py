@@ -22,7 +22,7 @@ from bridge.mapping.samples import Sample, outcome_json, read_samples
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
 SAMPLES = read_samples(GOLDEN_DIR)
 FIXTURES = GOLDEN_DIR.parent / "fixtures"
-SALE_OR_REFUND = ("orders_", "refunds_", "rest_order", "rest_refund", "invoice.paid",
+SALE_OR_REFUND = ("orders_", "refunds_", "rest_order", "rest_refund", "invoice.paid", "stripe_refund.",
                   "invoice.payment_succeeded", "checkout.session", "charge.refunded", "credit_note")  # fmt: skip
 
 
