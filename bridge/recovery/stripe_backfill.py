@@ -47,7 +47,14 @@ def refund_event(refund: dict[str, Any]) -> dict[str, Any] | None:
     charge = {
         **charge,
         "refunded": bool(whole and refund.get("status") == "succeeded"),
-        "refunds": {"object": "list", "data": [{**refund, "charge": charge.get("id")}]},
+        # This one refund, as if it were the charge's only one: the mapping picks it from the
+        # embedded list (complete: has_more false) without asking Stripe.
+        "amount_refunded": refund.get("amount"),
+        "refunds": {
+            "object": "list",
+            "data": [{**refund, "charge": charge.get("id")}],
+            "has_more": False,
+        },
     }
     event = _event("charge.refunded", charge, refund.get("created"))
     event["id"] = f"backfill_charge.refunded_{refund.get('id')}"
