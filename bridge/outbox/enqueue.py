@@ -2,8 +2,13 @@
 
 ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING``: mapping the same sale twice adds nothing.
 Dependencies are stored by *key*, since the command depended on may not exist yet (a refund that
-arrives before its order waits for the order's invoice). A command with ``only_if_refs_exist``
-whose referenced commands are absent is stored cancelled, with the reason.
+arrives before its order waits for the order's invoice, a cancellation mapped before its sale).
+
+Nothing is decided here about whether a command is still needed: what exists at enqueue time depends
+on the order in which events were mapped (several workers map in parallel; Shopify does not promise
+delivery order), so such decisions are taken when the command is delivered, under its lease. A
+cancellation waits for its invoice like any credit note; whether it is then sent is the credit
+policy's decision (:mod:`bridge.outbox.credit_policy`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,7 +43,6 @@ def jsonable(value: Any) -> Any:
 class Enqueued:
     inserted: int
     existing: int
-    cancelled: int
 
 
 def enqueue(
@@ -52,17 +55,9 @@ def enqueue(
     """Store ``commands`` in the caller's transaction; a key already stored is left as it is."""
     dialect = session.get_bind().dialect.name
     ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    inserted = existing = cancelled = 0
+    inserted = existing = 0
     for command in commands:
         deps = command.dependency_keys()
-        status, reason = _PENDING, None
-        if command.meta.get("only_if_refs_exist"):
-            missing = _missing_keys(
-                session, [ref.partition("#")[0] for ref in command.refs.values()]
-            )
-            if missing:
-                status = CommandStatus.CANCELLED.value
-                reason = f"skipped: referenced command(s) do not exist: {', '.join(missing)}"
         new_id = session.execute(
             ins(OutboxCommand)
             .values(
@@ -73,13 +68,13 @@ def enqueue(
                 meta=jsonable(command.meta),
                 credit_of=_credit_of(command),
                 inbox_event_id=inbox_event_id,
-                status=status,
+                status=_PENDING,
                 priority=int(command.priority),
                 attempts=0,
                 next_attempt_at=now,
                 lease_token=0,
                 outcome_unknown=False,
-                last_error=reason,
+                last_error=None,
                 created_at=now,
                 updated_at=now,
             )
@@ -90,26 +85,14 @@ def enqueue(
             existing += 1
             continue
         inserted += 1
-        cancelled += status == CommandStatus.CANCELLED.value
         if deps:
             session.execute(
                 ins(CommandDependency).on_conflict_do_nothing(),
                 [{"command_id": new_id, "depends_on_key": key} for key in deps],
             )
-    return Enqueued(inserted, existing, cancelled)
+    return Enqueued(inserted, existing)
 
 
 def _credit_of(command: Command) -> str | None:
     credit_of = command.meta.get("credit_of")
     return str(credit_of) if credit_of else None
-
-
-def _missing_keys(session: Session, keys: list[str]) -> list[str]:
-    if not keys:
-        return []
-    found = set(
-        session.execute(
-            select(OutboxCommand.idempotency_key).where(OutboxCommand.idempotency_key.in_(keys))
-        ).scalars()
-    )
-    return [k for k in dict.fromkeys(keys) if k not in found]
