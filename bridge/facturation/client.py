@@ -29,6 +29,7 @@ import httpx
 from bridge.facturation.errors import (
     AuthError,
     FacturationError,
+    LocalRequestError,
     NotFoundError,
     RateInfo,
     RateLimitedError,
@@ -335,7 +336,12 @@ class FacturationClient:
         content = None
         if method in ("POST", "PATCH", "PUT"):
             headers["Content-Type"] = JSON_CONTENT_TYPE
-            content = encode_json(body or {})
+            try:
+                content = encode_json(body or {})
+            except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+                raise LocalRequestError(
+                    f"{method} {path}: the request body can't be encoded, nothing was sent: {exc}"
+                ) from exc
         started = time.monotonic()
         try:
             response = self._http.request(

@@ -9,7 +9,9 @@ FacturationError            status, rate (RateInfo | None), body (truncated answ
 ├── RejectedError           400, 422 (and 501: wrong Content-Type), other 4xx: the data or the request
 │                           is wrong; ``errors`` carries the API's ``errors`` body. Never retry blindly
 ├── AuthError               401, 403: bad login/key or no access to the firm; pause all delivery
-└── NotFoundError           404 "The record could not be found"
+├── NotFoundError           404 "The record could not be found"
+└── LocalRequestError       the request could not even be built (a body that can't be encoded):
+                            nothing was sent, and nothing will change by retrying
 ```
 
 The base class itself is raised only for answers nothing else describes (an unexpected 1xx/3xx, a
@@ -115,3 +117,10 @@ class AuthError(FacturationError):
 
 class NotFoundError(FacturationError):
     """404: the record (or the firm's URL) does not exist."""
+
+
+class LocalRequestError(FacturationError):
+    """The request was never sent: its body can't be encoded (e.g. text that is not valid Unicode).
+
+    Permanent: the command goes dead with the reason at once, instead of being retried for days.
+    """

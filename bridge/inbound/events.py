@@ -37,4 +37,6 @@ class InboundEvent:
 
     @property
     def shop_domain(self) -> str | None:
-        return self.headers.get("x-shopify-shop-domain")
+        """The shop, trimmed and lower-cased (rows stored before that normalisation too)."""
+        domain = self.headers.get("x-shopify-shop-domain")
+        return domain.strip().lower() if domain is not None else None

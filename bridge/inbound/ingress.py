@@ -120,7 +120,9 @@ class Ingress:
     def shopify(self, body: bytes, headers: Headers) -> Entry:
         """Verify and read a Shopify delivery; :class:`WebhookRejectedError` if it must not be stored."""
         shopify_source.verify(
-            body, headers.get(shopify_source.HMAC_HEADER), self.settings.shopify_webhook_secrets
+            body,
+            shopify_source.header(headers, shopify_source.HMAC_HEADER),
+            self.settings.shopify_webhook_secrets,
         )
         kept = shopify_source.kept_headers(headers)
         shopify_source.check_shop(kept, self.settings.shopify_shop_domains)

@@ -3,7 +3,7 @@
 ``sale`` -> ``customer.ensure`` + ``invoice.create``; ``credit_note`` -> ``credit_note.partial``
 (negative lines for exactly what was refunded); ``refund`` -> ``credit_note.full`` (full credit note),
 or, with ``charged`` (the amount given back), ``credit_note.partial`` split like the sale;
-``cancel`` -> ``credit_note.full`` that the worker skips when the invoice was never created;
+``cancel`` -> ``credit_note.full`` that waits for the invoice like any credit note;
 ``customer_update`` -> ``customer.update``. Keys and conventions: :mod:`bridge.outbox.commands`.
 """
 
@@ -312,7 +312,7 @@ def _split_refund(
 
 
 def _cancel(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
-    return _refund(spec, ev, ctx, only_if_refs_exist=True)
+    return _refund(spec, ev, ctx)
 
 
 def _customer_update(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:

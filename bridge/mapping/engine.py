@@ -2,7 +2,8 @@
 
 Mapping files (``mappings/<source>/<event>.yaml``, overridable per file through
 ``BRIDGE_MAPPINGS_DIR``) are loaded and validated once; :meth:`MappingEngine.map_event` is then
-pure, apart from the Stripe look-ups a file asks for with ``enrich:``.
+pure, apart from the Stripe look-ups a file asks for with ``enrich:``. Every command's texts are
+cleaned on the way out (:mod:`bridge.mapping.sanitize`).
 
 Errors::
 
@@ -34,6 +35,7 @@ from bridge.mapping.enrichment import (
 from bridge.mapping.files import BUILTIN_DIR, BUILTIN_PACKAGE, all_mapping_files, file_stem
 from bridge.mapping.functions import FunctionError, MappingFunctions
 from bridge.mapping.paths import BadValueError, event_roots, output_field
+from bridge.mapping.sanitize import sanitized
 from bridge.mapping.spec import (
     Expr,
     MappingConfigError,
@@ -166,7 +168,11 @@ class MappingEngine:
             if _truthy(ev(rule.when, ctx)):
                 return MappingOutcome([], rule.message)
         outcome = build(spec, ev, ctx)
-        return MappingOutcome(outcome.commands, outcome.skipped)
+        try:
+            commands = [sanitized(command) for command in outcome.commands]
+        except MappingError as exc:
+            raise MappingError(f"{spec.path}: {exc}") from None
+        return MappingOutcome(commands, outcome.skipped)
 
     def _enrich(self, spec: MappingSpec, name: str, argument: Any) -> Any:
         if argument in (None, "", False):

@@ -246,8 +246,11 @@ def shopify_refund_taxes_included(refund: Mapping[str, Any]) -> bool:
     order adjustments. Whichever reading adds up is the right one.
     """
     lines = refund.get("refund_line_items") or []
+    shipping = refund.get("refund_shipping_lines") or []  # API 2024-10 and later
     subtotal = dsum(_amount(item, "subtotal") for item in lines)
+    subtotal += dsum(_amount(item, "subtotal_amount") for item in shipping)
     tax = dsum(_amount(item, "total_tax") for item in lines)
+    tax += dsum(_amount(item, "tax_amount") for item in shipping)
     if tax == 0:
         return False
     adjustments = dsum(

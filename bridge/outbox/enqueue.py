@@ -2,8 +2,13 @@
 
 ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING``: mapping the same sale twice adds nothing.
 Dependencies are stored by *key*, since the command depended on may not exist yet (a refund that
-arrives before its order waits for the order's invoice). A command with ``only_if_refs_exist``
-whose referenced commands are absent is stored cancelled, with the reason.
+arrives before its order waits for the order's invoice, a cancellation mapped before its sale).
+
+Nothing is decided here about whether a command is still needed: what exists at enqueue time depends
+on the order in which events were mapped (several workers map in parallel; Shopify does not promise
+delivery order), so such decisions are taken when the command is delivered, under its lease. A
+cancellation waits for its invoice like any credit note; whether it is then sent is the credit
+policy's decision (:mod:`bridge.outbox.credit_policy`).
 
 Recovered commands: those of an inbox event stored by a backfill or by reconcile's ``--fix`` (its
 stored headers carry ``x-bridge-origin``), or enqueued with ``recovered=True``, may describe a sale
@@ -23,7 +28,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -53,7 +57,6 @@ def jsonable(value: Any) -> Any:
 class Enqueued:
     inserted: int
     existing: int
-    cancelled: int
 
 
 def enqueue(
@@ -74,17 +77,9 @@ def enqueue(
     look_up_first = recovered or _after_restore(session, now)
     dialect = session.get_bind().dialect.name
     ins: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    inserted = existing = cancelled = 0
+    inserted = existing = 0
     for command in commands:
         deps = command.dependency_keys()
-        status, reason = _PENDING, None
-        if command.meta.get("only_if_refs_exist"):
-            missing = _missing_keys(
-                session, [ref.partition("#")[0] for ref in command.refs.values()]
-            )
-            if missing:
-                status = CommandStatus.CANCELLED.value
-                reason = f"skipped: referenced command(s) do not exist: {', '.join(missing)}"
         new_id = session.execute(
             ins(OutboxCommand)
             .values(
@@ -95,7 +90,7 @@ def enqueue(
                 meta=jsonable(command.meta),
                 credit_of=_credit_of(command),
                 inbox_event_id=inbox_event_id,
-                status=status,
+                status=_PENDING,
                 priority=max(int(command.priority), Priority.BACKFILL)
                 if recovered
                 else int(command.priority),
@@ -103,7 +98,7 @@ def enqueue(
                 next_attempt_at=now,
                 lease_token=0,
                 outcome_unknown=look_up_first,
-                last_error=reason,
+                last_error=None,
                 created_at=now,
                 updated_at=now,
             )
@@ -114,13 +109,12 @@ def enqueue(
             existing += 1
             continue
         inserted += 1
-        cancelled += status == CommandStatus.CANCELLED.value
         if deps:
             session.execute(
                 ins(CommandDependency).on_conflict_do_nothing(),
                 [{"command_id": new_id, "depends_on_key": key} for key in deps],
             )
-    return Enqueued(inserted, existing, cancelled)
+    return Enqueued(inserted, existing)
 
 
 def _from_backfill(session: Session, inbox_event_id: int) -> bool:
@@ -137,14 +131,3 @@ def _after_restore(session: Session, now: datetime) -> bool:
 def _credit_of(command: Command) -> str | None:
     credit_of = command.meta.get("credit_of")
     return str(credit_of) if credit_of else None
-
-
-def _missing_keys(session: Session, keys: list[str]) -> list[str]:
-    if not keys:
-        return []
-    found = set(
-        session.execute(
-            select(OutboxCommand.idempotency_key).where(OutboxCommand.idempotency_key.in_(keys))
-        ).scalars()
-    )
-    return [k for k in dict.fromkeys(keys) if k not in found]

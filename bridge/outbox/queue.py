@@ -6,7 +6,8 @@ Life of a command (``CommandStatus``)::
        ^                  │ ├──5xx/timeout──> pending   (attempt consumed, backoff with jitter)
        │                  │ ├──429 / paused──> pending  (no attempt consumed)
        └──lease expired───┘ └──400/422, out of time──> dead (error kept; an operator may retry)
-    cancelled: never needed (``only_if_refs_exist`` and the referenced command does not exist)
+    cancelled: never needed (a credit note of an invoice already fully credited, an update of a
+               customer never created), decided when it is delivered
 
 - **Enqueue** (:mod:`bridge.outbox.enqueue`) stores a command once under its key.
 - **Claim** is one ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``: due

@@ -5,10 +5,13 @@ three worker processes. The sandbox runs as its own process and injects faults o
 before the write, 5 % 502 after it, 5 % connection dropped after it, 5 % answered slower than the
 client's timeout after it. 1,000 Stripe sales (250 returning customers) and 100 full refunds are
 delivered signed, with 20 % duplicate deliveries, in shuffled order (so some refunds arrive before
-their sale); ``serve`` (SQLite) or a random worker (PostgreSQL) is SIGKILLed at random moments ten
-times and restarted. In the end the sandbox's ledger holds exactly one invoice per sale, with the
-amount paid, and one credit note per refund — all within ``RECOVERY_S`` of the last restart (the
-last kill waits for the tail of the work, with a command in flight: see ``_wait_for_the_tail``).
+their sale). Shopify traffic rides along: 100 orders (API 2025-10 shapes, VAT included), 25 partial
+refunds (``refund_shipping_lines``) and 10 cancellations without refund, duplicated and shuffled
+the same way (so some cancellations and refunds arrive before their order). ``serve`` (SQLite) or a
+random worker (PostgreSQL) is SIGKILLed at random moments ten times and restarted. In the end the
+sandbox's ledger holds exactly one invoice per sale, with the amount paid, and one credit note per
+refund and per cancellation — all within ``RECOVERY_S`` of the last restart (the last kill waits
+for the tail of the work, with a command in flight: see ``_wait_for_the_tail``).
 
 Crash recovery does not wait for the lease (``BRIDGE_LEASE_SECONDS`` is the default, 120 s): on
 SQLite the restarted ``serve`` takes back its predecessor's claims as it starts; on PostgreSQL a live
@@ -25,13 +28,16 @@ import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from bridge.db import make_engine
 from bridge.db.models import InboxEvent, OutboxCommand
+from tests.support import shopify_traffic as shp
 from tests.support.bridge_procs import (
+    Webhook,
     bridge_env,
     invoice_custom,
     post_all,
@@ -44,6 +50,7 @@ from tests.support.bridge_procs import (
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SALES, REFUNDS, KILLS = 1000, 100, 10
+SHOP_ORDERS, SHOP_REFUNDS, SHOP_CANCELS = 100, 25, 10
 FAULTS = "error_before=0.10,error_after=0.05,drop_after=0.05,slow_after=0.05"
 DEADLINE_S = 600
 RECOVERY_S = 15.0
@@ -101,6 +108,13 @@ def test_chaos(database: str, workers: int, tmp_path: Path, request: pytest.Fixt
         SALES, REFUNDS, duplicates=0.20, customers=250, seed=20261123
     )
     rng = random.Random(7)
+    shop_hooks, shop_refunded, shop_cancelled = shp.shopify_traffic(
+        SHOP_ORDERS, SHOP_REFUNDS, SHOP_CANCELS, customers=40, seed=20261124
+    )
+    shopify = [Webhook(event_id, body, topic) for topic, event_id, body in shop_hooks]
+    shopify += rng.sample(shopify, len(shopify) // 5)
+    hooks = hooks + shopify
+    rng.shuffle(hooks)
     with sandbox_to_file(
         tmp_path / "logs" / "sandbox.log",
         "--faults",
@@ -187,12 +201,13 @@ def test_chaos(database: str, workers: int, tmp_path: Path, request: pytest.Fixt
     assert len(kills) == KILLS
     assert drain_after_last_restart <= RECOVERY_S, summary
     assert sent["sent"] == len(hooks)
-    assert events == {"mapped": SALES + REFUNDS}, summary
+    assert events == {"mapped": SALES + REFUNDS + len(shop_hooks)}, summary
     assert set(commands) == {"done"}, summary
     assert sum(ledger["counters"]["faults"].values()) > 0  # the chaos really happened
 
-    invoices = [i for i in ledger["invoices"] if not i.get("refund_id")]
-    credit_notes = [i for i in ledger["invoices"] if i.get("refund_id")]
+    stripe_docs = [i for i in ledger["invoices"] if i["api_custom"].startswith("stripe:")]
+    invoices = [i for i in stripe_docs if not i.get("refund_id")]
+    credit_notes = [i for i in stripe_docs if i.get("refund_id")]
     by_custom = Counter(i["api_custom"] for i in invoices)
     assert len(invoices) == SALES, "an invoice is missing or duplicated"
     assert set(by_custom) == {invoice_custom(o) for o in range(SALES)}
@@ -200,10 +215,28 @@ def test_chaos(database: str, workers: int, tmp_path: Path, request: pytest.Fixt
     notes_by_custom = Counter(i["api_custom"] for i in credit_notes)
     assert len(credit_notes) == REFUNDS
     assert set(notes_by_custom) == {refund_custom(o) for o in refunded}
-    assert len(Counter(i["api_id"] for i in ledger["invoices"])) == SALES + REFUNDS
+    shop_documents = SHOP_ORDERS + SHOP_REFUNDS + SHOP_CANCELS
+    assert len(ledger["invoices"]) == SALES + REFUNDS + shop_documents
+    assert len(Counter(i["api_id"] for i in ledger["invoices"])) == SALES + REFUNDS + shop_documents
+    _check_shopify(ledger, shop_refunded, shop_cancelled)
     customers = Counter(c["api_custom"] for c in ledger["customers"])
-    assert len(customers) == 250
+    assert len(customers) == 250 + 40
     assert max(customers.values()) == 1
     for invoice in invoices:  # every invoice equals to the cent what was paid
         order = int(invoice["api_custom"].rsplit("_", 1)[1])
         assert Decimal(invoice["total_with_vat"]) == Decimal(amounts[order]) / 100
+
+
+def _check_shopify(ledger: dict[str, Any], refunded: list[int], cancelled: list[int]) -> None:
+    """One invoice per order for what was paid, one credit note per refund and per cancellation."""
+    by_custom = Counter(i["api_custom"] for i in ledger["invoices"])
+    docs = {i["api_custom"]: i for i in ledger["invoices"]}
+    for n in range(SHOP_ORDERS):
+        assert by_custom[shp.order_custom(n)] == 1
+        assert Decimal(docs[shp.order_custom(n)]["total_with_vat"]) == Decimal(shp.ORDER_TOTAL)
+    for n in refunded:
+        assert by_custom[shp.refund_custom(n)] == 1
+        assert Decimal(docs[shp.refund_custom(n)]["total_with_vat"]) == Decimal(shp.REFUND_TOTAL)
+    for n in cancelled:
+        assert by_custom[shp.cancel_custom(n)] == 1
+        assert docs[shp.cancel_custom(n)]["refund_id"] == docs[shp.order_custom(n)]["id"]

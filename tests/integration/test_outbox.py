@@ -141,26 +141,6 @@ def test_retry_later_and_kill_record_attempts_and_errors(db_url: str) -> None:
         assert row.result == {"errors": {"x": ["bad"]}}
 
 
-def test_only_if_refs_exist_cancels_with_the_reason(db_url: str) -> None:
-    clock = Clock()
-    update = Command(
-        CommandKind.UPDATE_CUSTOMER,
-        "customer-update:test:cus_z:1",
-        payload={"email": "new@example.com"},
-        refs={"customer_id": customer_key("cus_z")},
-        meta={"only_if_refs_exist": True},
-    )
-    with runtime_for(db_url) as runtime:
-        with runtime.sessions.begin() as session:
-            result = enqueue(session, [update], now=clock())
-        assert result.cancelled == 1
-        with runtime.sessions() as session:
-            row = session.execute(select(OutboxCommand)).scalar_one()
-        assert row.status == "cancelled"
-        assert row.last_error is not None
-        assert customer_key("cus_z") in row.last_error
-
-
 def test_decimal_payloads_are_stored_as_exact_strings(db_url: str) -> None:
     from decimal import Decimal
 

@@ -24,13 +24,20 @@ import httpx
 
 from tests.support.procs import free_port, wait_http
 from tests.support.sandbox import FIRM_ID, KEY, LOGIN, USER_AGENT, SandboxProcess, sandbox_process
-from tests.support.webhooks import STRIPE_SECRET, fixture_bytes, stripe_header
+from tests.support.webhooks import (
+    SHOPIFY_SECRET,
+    STRIPE_SECRET,
+    fixture_bytes,
+    shopify_headers,
+    stripe_header,
+)
 
 
 @dataclass(frozen=True)
 class Webhook:
     event_id: str
     body: bytes
+    shopify_topic: str | None = None  # a Shopify delivery of this topic; None: a Stripe event
 
 
 def stripe_sale(order: int, customer: str, cents: int, currency: str = "eur") -> Webhook:
@@ -98,6 +105,7 @@ def bridge_env(db_url: str, api_url: str, **extra: str) -> dict[str, str]:
         FACTURATION_FIRM_ID=str(FIRM_ID),
         FACTURATION_USER_AGENT=USER_AGENT,
         STRIPE_WEBHOOK_SECRETS=STRIPE_SECRET,
+        SHOPIFY_WEBHOOK_SECRETS=SHOPIFY_SECRET,
         BRIDGE_LOG_FORMAT="json",
     )
     env.update(extra)
@@ -207,12 +215,9 @@ def post_all(url: str, hooks: list[Webhook], *, threads: int = 4) -> dict[str, A
                 while True:
                     try:
                         response = client.post(
-                            f"{url}/webhooks/stripe",
+                            f"{url}/webhooks/{'shopify' if hook.shopify_topic else 'stripe'}",
                             content=hook.body,
-                            headers={
-                                "Stripe-Signature": stripe_header(hook.body),
-                                "Content-Type": "application/json",
-                            },
+                            headers=_headers(hook),
                         )
                         ok = 200 <= response.status_code < 300
                         code = str(response.status_code)
@@ -236,6 +241,12 @@ def post_all(url: str, hooks: list[Webhook], *, threads: int = 4) -> dict[str, A
         t.join()
     stats["accepted_at"] = first_ok
     return stats
+
+
+def _headers(hook: Webhook) -> dict[str, str]:
+    if hook.shopify_topic is not None:
+        return shopify_headers(hook.body, hook.shopify_topic, hook.event_id)
+    return {"Stripe-Signature": stripe_header(hook.body), "Content-Type": "application/json"}
 
 
 def traffic(

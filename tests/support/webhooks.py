@@ -45,6 +45,21 @@ def stripe_event(event_type: str = "invoice.paid", event_id: str | None = None) 
     return json.dumps(event, indent=2).encode()
 
 
+def shopify_headers(
+    body: bytes, topic: str, event_id: str, shop: str = "maison-colombe.myshopify.com"
+) -> dict[str, str]:
+    """The headers Shopify sends with ``body`` (API 2025-10), signed with the test secret."""
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Hmac-Sha256": shopify_sign(body, SHOPIFY_SECRET),
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-API-Version": "2025-10",
+        "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Webhook-Id": f"wh-{event_id}",
+    }
+
+
 @dataclass
 class ShopifyDelivery:
     body: bytes

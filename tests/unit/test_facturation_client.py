@@ -18,6 +18,7 @@ from bridge.facturation.client import FacturationClient, encode_json, retry_afte
 from bridge.facturation.errors import (
     AuthError,
     FacturationError,
+    LocalRequestError,
     NotFoundError,
     RateLimitedError,
     RejectedError,
@@ -96,10 +97,24 @@ def test_floats_are_refused_before_anything_is_sent() -> None:
         calls.append(request)
         return httpx.Response(201, json={})
 
-    with make_client(handler) as client, pytest.raises(TypeError, match="float"):
+    with make_client(handler) as client, pytest.raises(LocalRequestError, match="float"):
         client.create_settlement(1, {"total": 10.5})
     assert calls == []
     assert encode_json({"d": Decimal("1.10")}) == b'{"d":"1.10"}'
+
+
+def test_a_body_that_is_not_valid_unicode_is_a_local_error_and_nothing_is_sent() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(201, json={})
+
+    with make_client(handler) as client, pytest.raises(LocalRequestError) as info:
+        client.create_customer({"first_name": "Hugo\ud800"})
+    assert calls == []
+    assert "can't be encoded, nothing was sent" in str(info.value)
+    assert not isinstance(info.value, RetryableError)
 
 
 @pytest.mark.parametrize(

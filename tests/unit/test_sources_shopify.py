@@ -129,3 +129,43 @@ def _ints(value: Any) -> list[int]:
     if isinstance(value, list):
         return [x for v in value for x in _ints(v)]
     return [value] if isinstance(value, int) and not isinstance(value, bool) else []
+
+
+def test_the_newer_header_spelling_is_accepted_and_kept_under_one_name() -> None:
+    body = fixture_bytes("shopify/orders_paid.json")
+    newer = {
+        "shopify-hmac-sha256": source.sign(body, "API_SECRET_KEY"),
+        "shopify-topic": "orders/paid",
+        "shopify-shop-domain": SHOP,
+        "shopify-webhook-id": "w1",
+        "shopify-event-id": "e1",
+        "shopify-api-version": "2025-10",
+    }
+    source.verify(body, source.header(newer, source.HMAC_HEADER), ["API_SECRET_KEY"])
+    kept = source.kept_headers(newer)
+    assert kept == {
+        "x-shopify-topic": "orders/paid",
+        "x-shopify-shop-domain": SHOP,
+        "x-shopify-webhook-id": "w1",
+        "x-shopify-event-id": "e1",
+        "x-shopify-api-version": "2025-10",
+    }
+    assert source.delivery(body, kept).event_id == "e1"
+
+
+def test_two_spellings_that_disagree_are_refused() -> None:
+    with pytest.raises(WebhookRejectedError, match="X-Shopify-Topic and Shopify-Topic disagree"):
+        source.kept_headers({"x-shopify-topic": "orders/paid", "shopify-topic": "orders/cancelled"})
+
+
+def test_the_shop_domain_is_normalised_before_anything_uses_it() -> None:
+    kept = source.kept_headers({"x-shopify-shop-domain": "  Example-Shop.MyShopify.COM "})
+    assert kept["x-shopify-shop-domain"] == SHOP
+    source.check_shop(kept, frozenset({SHOP}))
+    event = source.parse(
+        b"{}",
+        {"x-shopify-topic": "orders/paid", "x-shopify-event-id": "e1",
+         "x-shopify-shop-domain": "Example-Shop.myshopify.com"},
+        datetime.now(UTC),
+    )  # fmt: skip
+    assert event.shop_domain == SHOP  # rows stored before the normalisation read the same

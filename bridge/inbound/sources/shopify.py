@@ -2,7 +2,15 @@
 
 The HMAC is base64(HMAC-SHA256(app secret, raw body)), compared in constant time with each
 configured secret in turn (rotation). Only the body is signed: the topic and ids come from the
-``X-Shopify-*`` headers, which are kept on the inbox row (lower-cased names) exactly as received.
+``X-Shopify-*`` headers, which are kept on the inbox row under their lower-cased ``x-shopify-*``
+names. Shopify's newer deliveries spell the same headers without the ``X-`` prefix
+(``Shopify-Hmac-Sha256``, ``Shopify-Topic``…): both spellings are read, and stored under one name.
+
+Because the headers are not signed, nothing they say is trusted beyond what it can decide safely:
+the shop domain is normalised (trimmed, lower case) before it is checked against
+``SHOPIFY_SHOP_DOMAINS`` or becomes part of a key, so a replayed body under ``Shop.MyShopify.com``
+is the same shop; and each mapping checks that the body is what the topic claims
+(``mappings/shopify/*.yaml``, ``fail:`` rules), so a paid order replayed as a cancellation is refused.
 
 The dedup key is ``X-Shopify-Event-Id`` (the same event sent to two subscriptions, or redelivered,
 carries the same one), falling back to ``X-Shopify-Webhook-Id`` for deliveries without it.
@@ -29,6 +37,20 @@ EVENT_ID = "x-shopify-event-id"
 TRIGGERED_AT = "x-shopify-triggered-at"
 KEPT_HEADERS = (TOPIC, SHOP_DOMAIN, API_VERSION, WEBHOOK_ID, EVENT_ID, TRIGGERED_AT)
 MAX_HEADER_LENGTH = 255
+_NEWER_PREFIX = "shopify-"  # the newer spelling: "shopify-topic" for "x-shopify-topic"
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Header ``name`` (an ``x-shopify-*`` name) in either spelling; the ``X-`` one wins."""
+    value = headers.get(name)
+    if value is None:
+        value = headers.get(name.removeprefix("x-"))
+    return value
+
+
+def normalise_shop(domain: str) -> str:
+    """A shop domain as it is keyed and allow-listed: trimmed, lower case."""
+    return domain.strip().lower()
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -37,8 +59,8 @@ def sign(body: bytes, secret: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def verify(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
-    """Raise :class:`WebhookRejectedError` unless ``header`` is the HMAC of ``body`` under one of ``secrets``.
+def verify(body: bytes, signature: str | None, secrets: Sequence[str]) -> None:
+    """Raise :class:`WebhookRejectedError` unless ``signature`` is the HMAC of ``body`` under one of ``secrets``.
 
     Every secret is tried, whatever matched, so the time taken says nothing about which one did.
     """
@@ -46,10 +68,10 @@ def verify(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
         raise WebhookRejectedError(
             "no Shopify webhook secret is configured (SHOPIFY_WEBHOOK_SECRETS)", 503
         )
-    if not header:
+    if not signature:
         raise WebhookRejectedError("missing X-Shopify-Hmac-Sha256 header")
     # Starlette decodes header values as latin-1: encoding back gives the bytes as sent.
-    received = header.strip().encode("latin-1", "replace")
+    received = signature.strip().encode("latin-1", "replace")
     matched = False
     for secret in secrets:
         expected = sign(body, secret).encode("ascii")
@@ -59,15 +81,22 @@ def verify(body: bytes, header: str | None, secrets: Sequence[str]) -> None:
 
 
 def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The ``X-Shopify-*`` headers the inbox keeps, lower-cased; raise :class:`WebhookRejectedError` if absurd."""
+    """The ``X-Shopify-*`` headers the inbox keeps, under their ``x-shopify-*`` names, the shop
+    domain normalised; raise :class:`WebhookRejectedError` if absurd, or if the two spellings of
+    one header disagree."""
     kept: dict[str, str] = {}
     for name in KEPT_HEADERS:
-        value = headers.get(name)
+        value = header(headers, name)
         if value is None:
             continue
+        newer = headers.get(name.removeprefix("x-"))
         if clean_key(value) is None or len(value) > MAX_HEADER_LENGTH:
             raise WebhookRejectedError(f"malformed {_display(name)} header")
-        kept[name] = value
+        if newer is not None and newer != value:
+            raise WebhookRejectedError(
+                f"{_display(name)} and {_display(name.removeprefix('x-'))} disagree"
+            )
+        kept[name] = normalise_shop(value) if name == SHOP_DOMAIN else value
     return kept
 
 
@@ -75,7 +104,7 @@ def check_shop(kept: Mapping[str, str], allowed: Collection[str]) -> None:
     """Raise :class:`WebhookRejectedError` (403) if an allow-list is set and the shop isn't on it."""
     if not allowed:
         return
-    domain = kept.get(SHOP_DOMAIN, "").lower()
+    domain = normalise_shop(kept.get(SHOP_DOMAIN, ""))
     if domain not in allowed:
         raise WebhookRejectedError(
             f"shop domain {domain or '(none)'!r} is not in SHOPIFY_SHOP_DOMAINS", 403
