@@ -169,6 +169,18 @@ class Deliverer:
 
         if c.kind is CommandKind.ENSURE_CUSTOMER and self.lookup_by_email and body.get("email"):
             email = str(body["email"])
+            other = self.outbox.customer_in_flight(email, exclude_id=c.id)
+            if other is not None:  # two workers must not both find nobody, then both create
+                wait = self.rng.uniform(0.5, 2.0)
+                self.outbox.retry_later(
+                    c,
+                    wait_s=wait,
+                    error=f"waiting for {other}, a customer with the same e-mail, to settle",
+                    consume_attempt=False,
+                    outcome_unknown=c.outcome_unknown,
+                )
+                log.info("delivery.customer_waits", command_id=c.id, key=c.key, other=other)
+                return Outcome.RETRY
             page = self._call(c, lambda: self.api.find_customers(email=email), mark_unknown=False)
             existing = same_email(page.data, email)
             if existing is not None:

@@ -256,6 +256,24 @@ class Outbox:
             for k, key, status, meta in rows
         ]
 
+    def customer_in_flight(self, email: str, *, exclude_id: int) -> str | None:
+        """The key of another ``customer.ensure`` for ``email`` (any case) that may be creating that
+        customer right now (in flight, or pending after an unknown outcome), if there is one."""
+        with self.sessions() as session:
+            return session.execute(
+                select(OutboxCommand.idempotency_key)
+                .where(
+                    OutboxCommand.kind == CommandKind.ENSURE_CUSTOMER.value,
+                    OutboxCommand.id != exclude_id,
+                    or_(
+                        OutboxCommand.status == _IN_FLIGHT,
+                        and_(OutboxCommand.status == _PENDING, OutboxCommand.outcome_unknown),
+                    ),
+                    func.lower(OutboxCommand.payload["email"].as_string()) == email.lower(),
+                )
+                .limit(1)
+            ).scalar()
+
     def referenced(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None, dict[str, Any]]]:
         """Status, remote id and result of the commands keyed ``keys`` (those that exist)."""
         wanted = list(dict.fromkeys(keys))

@@ -50,7 +50,13 @@ def test_endpoints_are_checked_through_the_providers_apis(db_url: str) -> None:
             "topic": topic,
             "uri": f"{PUBLIC}/webhooks/shopify",
         }
-        for topic in ("ORDERS_PAID", "REFUNDS_CREATE", "ORDERS_CANCELLED", "CUSTOMERS_UPDATE")
+        for topic in (
+            "ORDERS_PAID",
+            "REFUNDS_CREATE",
+            "ORDERS_CANCELLED",
+            "CUSTOMERS_UPDATE",
+            "ORDERS_EDITED",
+        )
     ]
     clock = Clock()
     with serve_fake_stripe(stripe), fake_shopify_server(shopify):
