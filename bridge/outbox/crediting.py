@@ -16,6 +16,7 @@ from bridge.logging import get_logger
 from bridge.outbox.commands import CommandKind
 from bridge.outbox.credit_policy import CREDIT_KINDS, CreditAction, credited_amount, decide_credit
 from bridge.outbox.queue import Claimed, Outbox
+from bridge.outbox.siblings import credit_siblings
 from bridge.outbox.split import Original, SplitError, split_body
 
 log = get_logger("bridge.outbox.delivery")
@@ -36,7 +37,7 @@ def gate_credit(
             outbox.kill(c, error=str(exc))
             log.error("delivery.dead", command_id=c.id, key=c.key, error=str(exc))
             return body, "dead"
-    siblings = outbox.credit_siblings(str(credit_of), exclude_id=c.id)
+    siblings = credit_siblings(outbox.sessions, str(credit_of), exclude_id=c.id)
     amount = credited_amount(c.meta) if c.kind is CommandKind.PARTIAL_CREDIT_NOTE else None
     paid = original.paid if original is not None else None
     decision = decide_credit(c.kind, str(credit_of), siblings, amount=amount, paid=paid)

@@ -64,6 +64,7 @@ from bridge.outbox.lookup import Found, lookup_for
 from bridge.outbox.queue import Claimed, LeaseLostError, Outbox
 from bridge.outbox.quota import QuotaLimiter
 from bridge.outbox.retry import RetryPolicy
+from bridge.outbox.siblings import customer_in_flight
 
 __all__ = ["Deliverer", "Outcome", "RefError"]
 
@@ -169,7 +170,7 @@ class Deliverer:
 
         if c.kind is CommandKind.ENSURE_CUSTOMER and self.lookup_by_email and body.get("email"):
             email = str(body["email"])
-            other = self.outbox.customer_in_flight(email, exclude_id=c.id)
+            other = customer_in_flight(self.outbox.sessions, email, exclude_id=c.id)
             if other is not None:  # two workers must not both find nobody, then both create
                 wait = self.rng.uniform(0.5, 2.0)
                 self.outbox.retry_later(

@@ -40,7 +40,6 @@ from bridge.db.models import (
 )
 from bridge.logging import get_logger
 from bridge.outbox.commands import CommandKind
-from bridge.outbox.credit_policy import CreditSibling, credited_amount
 from bridge.outbox.enqueue import jsonable
 from bridge.outbox.pause import pause
 from bridge.outbox.quota import QuotaLimiter
@@ -231,48 +230,6 @@ class Outbox:
         with self.sessions() as session:
             row = session.get(CustomerBinding, source_key)
             return None if row is None else row.remote_id
-
-    def credit_siblings(self, credit_of: str, *, exclude_id: int) -> list[CreditSibling]:
-        """The other credit notes of the invoice keyed ``credit_of`` that are done, or that may be
-        in Facturation.pro already (in flight, or pending after an unknown outcome)."""
-        with self.sessions() as session:
-            rows = session.execute(
-                select(
-                    OutboxCommand.kind,
-                    OutboxCommand.idempotency_key,
-                    OutboxCommand.status,
-                    OutboxCommand.meta,
-                ).where(
-                    OutboxCommand.credit_of == credit_of,
-                    OutboxCommand.id != exclude_id,
-                    or_(
-                        OutboxCommand.status.in_([_DONE, _IN_FLIGHT]),
-                        and_(OutboxCommand.status == _PENDING, OutboxCommand.outcome_unknown),
-                    ),
-                )
-            ).all()
-        return [
-            CreditSibling(CommandKind(k), key, status == _DONE, credited_amount(meta))
-            for k, key, status, meta in rows
-        ]
-
-    def customer_in_flight(self, email: str, *, exclude_id: int) -> str | None:
-        """The key of another ``customer.ensure`` for ``email`` (any case) that may be creating that
-        customer right now (in flight, or pending after an unknown outcome), if there is one."""
-        with self.sessions() as session:
-            return session.execute(
-                select(OutboxCommand.idempotency_key)
-                .where(
-                    OutboxCommand.kind == CommandKind.ENSURE_CUSTOMER.value,
-                    OutboxCommand.id != exclude_id,
-                    or_(
-                        OutboxCommand.status == _IN_FLIGHT,
-                        and_(OutboxCommand.status == _PENDING, OutboxCommand.outcome_unknown),
-                    ),
-                    func.lower(OutboxCommand.payload["email"].as_string()) == email.lower(),
-                )
-                .limit(1)
-            ).scalar()
 
     def referenced(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None, dict[str, Any]]]:
         """Status, remote id and result of the commands keyed ``keys`` (those that exist)."""
