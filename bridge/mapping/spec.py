@@ -126,6 +126,7 @@ class MappingSpec:
     rounding_title: str = "Ajustement d'arrondi"
     vat_gap_title: str = "Écart d'arrondi de TVA"
     information: str = "Avoir sur la facture n° {}"
+    vat_regime: str = "normal"  # BRIDGE_VAT_REGIME, set by the engine at load
 
 
 def read_document(path: Path) -> dict[str, Any]:
