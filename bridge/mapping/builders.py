@@ -26,7 +26,7 @@ from bridge.mapping.functions import (
     vat,
 )
 from bridge.mapping.mentions import FIELD as MENTION_FIELD
-from bridge.mapping.mentions import FRANCHISE, MENTIONS
+from bridge.mapping.mentions import FRANCHISE, missing_mention
 from bridge.mapping.money import ZERO, MoneyError, SaleLine, build_items
 from bridge.mapping.paths import BadValueError, event_roots, item_path, output_field
 from bridge.mapping.spec import Expr, LineSpec, MappingError, MappingSpec
@@ -220,6 +220,7 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
     payload["currency"] = _text(spec, ev, ctx, "currency").upper()
     payload["items"] = _items(spec, lines, payload["currency"], negate=False)
     _state_mention(spec, payload)
+    _zero_vat_mention(spec, payload)
     customer_key = f"customer:{binding}"
     invoice_key = _text(spec, ev, ctx, "key")
     commands = [
@@ -246,7 +247,13 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
 def _state_mention(spec: MappingSpec, payload: dict[str, Any]) -> None:
     """Under the franchise en base, the invoice says why it carries no VAT (art. 293 B)."""
     if spec.vat_regime == FRANCHISE:
-        payload[MENTION_FIELD] = MENTIONS[FRANCHISE]
+        payload[MENTION_FIELD] = spec.mentions[FRANCHISE]
+
+
+def _zero_vat_mention(spec: MappingSpec, payload: dict[str, Any]) -> None:
+    """An invoice with every line at 0 % and no mention gets the file's ``zero_vat_mention``."""
+    if spec.zero_vat_mention is not None and missing_mention(payload):
+        payload[MENTION_FIELD] = spec.mentions[spec.zero_vat_mention]
 
 
 def _money_meta(payload: Mapping[str, Any], expected: Decimal) -> dict[str, Any]:

@@ -22,11 +22,6 @@ MENTIONS: Mapping[str, str] = {
 FIELD = "vat_exemption"
 
 
-def mention_texts(overrides: Mapping[str, str]) -> dict[str, str]:
-    """The built-in texts with a mapping file's rewordings (names must be known ones)."""
-    return {**MENTIONS, **overrides}
-
-
 def all_zero_rate(items: Sequence[Mapping[str, Any]]) -> bool:
     """Every item is at 0 % (an invoice with one taxed line needs no invoice mention)."""
     return bool(items) and all(Decimal(str(item["vat"])) == 0 for item in items)

@@ -11,7 +11,8 @@ import pytest
 from bridge.config import ConfigError, Settings
 from bridge.facturation.totals import compute_totals
 from bridge.inbound.events import InboundEvent, Source, parse_json
-from bridge.mapping.engine import MappingEngine, MappingError
+from bridge.mapping.engine import MappingConfigError, MappingEngine, MappingError
+from bridge.mapping.mentions import MENTIONS, missing_mention
 from bridge.mapping.samples import Sample, read_samples
 from bridge.outbox.commands import CommandKind
 
@@ -89,3 +90,70 @@ def test_a_franchise_renewal_is_the_price_paid_at_zero_with_the_mention(
     ]
     assert invoice.payload["vat_exemption"] == FRANCHISE_TEXT
     assert invoice.meta["expected_total_with_vat"] == "39.00"
+
+
+# -- every 0 % invoice says why ------------------------------------------------------------------
+
+STRIPE_NO_TAX = GOLDEN_DIR.parent / "fixtures" / "stripe" / "event_invoice.paid.json"
+BUILTIN_INVOICE_PAID = (
+    Path(__file__).resolve().parents[2] / "mappings" / "stripe" / "invoice.paid.yaml"
+)
+
+
+def engine_with_policy(tmp_path: Path, policy: str) -> MappingEngine:
+    text = BUILTIN_INVOICE_PAID.read_text(encoding="utf-8").replace("policy:\n", policy, 1)
+    assert text != BUILTIN_INVOICE_PAID.read_text(encoding="utf-8")
+    (tmp_path / "stripe").mkdir()
+    (tmp_path / "stripe" / "invoice.paid.yaml").write_text(text, encoding="utf-8")
+    return MappingEngine.load(Settings(BRIDGE_MAPPINGS_DIR=str(tmp_path)), network=False)
+
+
+def stripe(path: Path) -> InboundEvent:
+    payload = parse_json(path.read_bytes())
+    return InboundEvent(Source.STRIPE, payload["id"], payload["type"], payload, datetime.now(UTC))
+
+
+def test_a_zero_rate_invoice_gets_the_mention_its_mapping_names(tmp_path: Path) -> None:
+    engine = engine_with_policy(tmp_path, "policy:\n  zero_vat_mention: export\n")
+    _customer, invoice = engine.map_event(stripe(STRIPE_NO_TAX)).commands
+    assert {item["vat"] for item in invoice.payload["items"]} == {"0.000"}
+    assert invoice.payload["vat_exemption"] == "Exonération de TVA, art. 262 I du CGI"
+    # A taxed invoice carries no exemption mention.
+    _customer, taxed = engine.map_event(stripe(RENEWAL)).commands
+    assert "vat_exemption" not in taxed.payload
+
+
+def test_mentions_can_be_reworded(tmp_path: Path) -> None:
+    policy = (
+        "policy:\n  zero_vat_mention: eu_services\n"
+        '  mentions: {eu_services: "Autoliquidation, art. 283-2 du CGI"}\n'
+    )
+    _customer, invoice = (
+        engine_with_policy(tmp_path, policy).map_event(stripe(STRIPE_NO_TAX)).commands
+    )
+    assert invoice.payload["vat_exemption"] == "Autoliquidation, art. 283-2 du CGI"
+
+
+@pytest.mark.parametrize(
+    ("policy", "problem"),
+    [
+        ("policy:\n  zero_vat_mention: exempt\n", "policy.zero_vat_mention: must be one of"),
+        ('policy:\n  mentions: {domtom: "x"}\n', "policy.mentions.domtom: unknown mention"),
+        ('policy:\n  mentions: {export: ""}\n', "policy.mentions.export: must be a non-empty"),
+    ],
+)
+def test_unknown_or_empty_mentions_fail_at_load(tmp_path: Path, policy: str, problem: str) -> None:
+    with pytest.raises(MappingConfigError, match=problem):
+        engine_with_policy(tmp_path, policy)
+
+
+def test_built_in_texts() -> None:
+    assert MENTIONS == {
+        "franchise": "TVA non applicable, art. 293 B du CGI",
+        "intra_eu_goods": "Exonération de TVA, art. 262 ter, I du CGI",
+        "eu_services": "Autoliquidation",
+        "export": "Exonération de TVA, art. 262 I du CGI",
+    }
+    assert missing_mention({"items": [{"vat": "0.000"}, {"vat": "0.000"}]})
+    assert not missing_mention({"items": [{"vat": "0.000"}], "vat_exemption": "Autoliquidation"})
+    assert not missing_mention({"items": [{"vat": "0.000"}, {"vat": "0.200"}]})  # a tip at 0 %
