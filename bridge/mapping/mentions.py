@@ -1,4 +1,4 @@
-"""Why an invoice carries no VAT: the legal mentions, and the rule that every 0 % invoice has one.
+"""Why an invoice carries no VAT: the legal mentions, and how an invoice at 0 % gets one.
 
 A French invoice without VAT must say why (CGI, annexe II, art. 242 nonies A). The texts go in the invoice's
 ``vat_exemption`` field ("Motif d'exonération de TVA", Facturation.pro ``_data/fields.yml``). A
