@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(False, alias="BRIDGE_METRICS_PUBLIC")
     mappings_dir: Path | None = Field(None, alias="BRIDGE_MAPPINGS_DIR")
     timezone_name: str = Field("Europe/Paris", alias="BRIDGE_TIMEZONE")
+    vat_regime: Literal["normal", "franchise"] = Field("normal", alias="BRIDGE_VAT_REGIME")
 
     # Delivery
     retry_base_seconds: float = Field(2.0, gt=0, alias="BRIDGE_RETRY_BASE_SECONDS")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +25,9 @@ from bridge.mapping.functions import (
     is_eu,
     vat,
 )
-from bridge.mapping.money import MoneyError, SaleLine, build_items
+from bridge.mapping.mentions import FIELD as MENTION_FIELD
+from bridge.mapping.mentions import FRANCHISE, missing_mention
+from bridge.mapping.money import ZERO, MoneyError, SaleLine, build_items
 from bridge.mapping.paths import BadValueError, event_roots, item_path, output_field
 from bridge.mapping.spec import Expr, LineSpec, MappingError, MappingSpec
 from bridge.outbox.commands import Command, CommandKind, Priority
@@ -166,9 +169,17 @@ def _sale_line(group: LineSpec, ev: Evaluate, ctx: dict[str, Any]) -> SaleLine |
     )
 
 
+def regime_lines(spec: MappingSpec, lines: list[SaleLine]) -> list[SaleLine]:
+    """Under the franchise en base every line is at 0 %, for what the customer paid (its gross)."""
+    if spec.vat_regime != FRANCHISE:
+        return lines
+    return [replace(line, tax=ZERO, rate=ZERO) for line in lines]
+
+
 def _items(
     spec: MappingSpec, lines: list[SaleLine], currency: str, *, negate: bool
 ) -> list[dict[str, Any]]:
+    lines = regime_lines(spec, lines)
     try:
         return build_items(
             lines,
@@ -200,7 +211,7 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
     if spec.skip_zero and charged == 0:
         return Outcome([], "zero-amount invoice (a trial or a 100 % discount): not invoiced")
     payload = _fields(spec.invoice_fields, ev, ctx)
-    if _reverse_charge(spec, customer):
+    if spec.vat_regime != FRANCHISE and _reverse_charge(spec, customer):
         if any(line.tax for line in lines):
             raise MappingError(
                 f"{spec.path}: VAT was charged to an EU business customer under reverse charge"
@@ -208,6 +219,8 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
         payload.setdefault("vat_exemption", spec.reverse_charge.text)
     payload["currency"] = _text(spec, ev, ctx, "currency").upper()
     payload["items"] = _items(spec, lines, payload["currency"], negate=False)
+    _state_mention(spec, payload)
+    _zero_vat_mention(spec, payload)
     customer_key = f"customer:{binding}"
     invoice_key = _text(spec, ev, ctx, "key")
     commands = [
@@ -231,6 +244,18 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
     return Outcome(commands)
 
 
+def _state_mention(spec: MappingSpec, payload: dict[str, Any]) -> None:
+    """Under the franchise en base, the invoice says why it carries no VAT (art. 293 B)."""
+    if spec.vat_regime == FRANCHISE:
+        payload[MENTION_FIELD] = spec.mentions[FRANCHISE]
+
+
+def _zero_vat_mention(spec: MappingSpec, payload: dict[str, Any]) -> None:
+    """An invoice with every line at 0 % and no mention gets the file's ``zero_vat_mention``."""
+    if spec.zero_vat_mention is not None and missing_mention(payload):
+        payload[MENTION_FIELD] = spec.mentions[spec.zero_vat_mention]
+
+
 def _money_meta(payload: Mapping[str, Any], expected: Decimal) -> dict[str, Any]:
     computed = compute_totals(payload["items"]).total_with_vat
     if computed != expected:  # build_items guarantees it; a difference is a bug, said loudly
@@ -247,6 +272,7 @@ def _credit_note(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcom
     payload = _fields(spec.invoice_fields, ev, ctx)
     payload["currency"] = _text(spec, ev, ctx, "currency").upper()
     payload["items"] = _items(spec, lines, payload["currency"], negate=True)
+    _state_mention(spec, payload)
     payload["information"] = spec.information
     return Outcome(
         [

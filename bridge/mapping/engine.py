@@ -14,7 +14,7 @@ Errors::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -88,8 +88,13 @@ class MappingEngine:
         specs: dict[tuple[str, str], MappingSpec],
         zone: ZoneInfo,
         stripe_api: StripeApi | None = None,
+        *,
+        vat_regime: str = "normal",
     ) -> None:
-        self._loaded = {key: _Loaded.of(spec, zone) for key, spec in specs.items()}
+        self._loaded = {
+            key: _Loaded.of(replace(spec, vat_regime=vat_regime), zone)
+            for key, spec in specs.items()
+        }
         self.stripe_api = stripe_api
 
     @classmethod
@@ -116,7 +121,7 @@ class MappingEngine:
             stripe_api = HttpStripeApi(
                 settings.stripe_api_base, settings.stripe_api_key.get_secret_value()
             )
-        return cls(specs, settings.timezone, stripe_api)
+        return cls(specs, settings.timezone, stripe_api, vat_regime=settings.vat_regime)
 
     @property
     def files(self) -> dict[tuple[str, str], Path]:

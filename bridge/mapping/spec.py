@@ -24,6 +24,7 @@ from jmespath.parser import ParsedResult
 
 from bridge.mapping.files import mapping_file
 from bridge.mapping.functions import FRENCH_VAT_RATES, FUNCTION_NAMES
+from bridge.mapping.mentions import MENTIONS
 
 KINDS = ("sale", "credit_note", "refund", "cancel", "customer_update")
 LINE_KEYS = {"each", "title", "quantity", "amount", "discount", "tax", "rate", "includes_tax"}
@@ -47,6 +48,8 @@ POLICY_KEYS = {
     "rounding_title",
     "vat_gap_title",
     "information",
+    "zero_vat_mention",
+    "mentions",
 }
 REVERSE_CHARGE_TEXT = (
     "Autoliquidation : TVA due par le preneur, article 196 de la directive 2006/112/CE"
@@ -126,6 +129,9 @@ class MappingSpec:
     rounding_title: str = "Ajustement d'arrondi"
     vat_gap_title: str = "Écart d'arrondi de TVA"
     information: str = "Avoir sur la facture n° {}"
+    vat_regime: str = "normal"  # BRIDGE_VAT_REGIME, set by the engine at load
+    mentions: dict[str, str] = field(default_factory=lambda: dict(MENTIONS))
+    zero_vat_mention: str | None = None  # the name of the mention an all-0 % invoice carries
 
 
 def read_document(path: Path) -> dict[str, Any]:
@@ -319,6 +325,26 @@ class _Compiler:
                 home_country=str(rc.get("home_country", "FR")).upper(),
                 text=str(rc.get("text", REVERSE_CHARGE_TEXT)),
             )
+        return {**out, **self.mentions(policy)}
+
+    def mentions(self, policy: Mapping[str, Any]) -> dict[str, Any]:
+        """``policy.mentions`` (rewordings of known mentions) and ``policy.zero_vat_mention``."""
+        out: dict[str, Any] = {}
+        known = ", ".join(MENTIONS)
+        texts = policy.get("mentions") or {}
+        if not isinstance(texts, Mapping):
+            raise self.fail("policy.mentions", f"must map mention names ({known}) to texts")
+        for name, text in texts.items():
+            if name not in MENTIONS:
+                raise self.fail(f"policy.mentions.{name}", f"unknown mention (known: {known})")
+            if not isinstance(text, str) or not text.strip():
+                raise self.fail(f"policy.mentions.{name}", "must be a non-empty text")
+        out["mentions"] = {**MENTIONS, **texts}
+        if "zero_vat_mention" in policy:
+            name = policy["zero_vat_mention"]
+            if name not in MENTIONS:
+                raise self.fail("policy.zero_vat_mention", f"must be one of: {known}")
+            out["zero_vat_mention"] = name
         return out
 
 
