@@ -6,10 +6,11 @@ the caller's session (the caller commits). Nothing here calls Facturation.pro.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.admin.search import MAX_ID, clean, matches_command, matches_event
@@ -91,22 +92,28 @@ def status(
     return out
 
 
-def _events_query(session: Session, state: str, query: str) -> Select[Any]:
-    stmt = select(InboxEvent)
+def _filtered(
+    session: Session,
+    model: type[InboxEvent] | type[OutboxCommand],
+    matches: Callable[[Session, str], ColumnElement[bool]],
+    state: str,
+    query: str,
+) -> Select[Any]:
+    """Rows of ``model`` in ``state`` (any when empty) that ``matches`` the search ``query``."""
+    stmt = select(model)
     if state:
-        stmt = stmt.where(InboxEvent.status == state)
+        stmt = stmt.where(model.status == state)
     if clean(query):
-        stmt = stmt.where(matches_event(session, query))
+        stmt = stmt.where(matches(session, query))
     return stmt
+
+
+def _events_query(session: Session, state: str, query: str) -> Select[Any]:
+    return _filtered(session, InboxEvent, matches_event, state, query)
 
 
 def _commands_query(session: Session, state: str, query: str) -> Select[Any]:
-    stmt = select(OutboxCommand)
-    if state:
-        stmt = stmt.where(OutboxCommand.status == state)
-    if clean(query):
-        stmt = stmt.where(matches_command(session, query))
-    return stmt
+    return _filtered(session, OutboxCommand, matches_command, state, query)
 
 
 def event_row(r: InboxEvent) -> dict[str, Any]:

@@ -42,30 +42,30 @@ def clean(query: str) -> str:
 
 
 def matches_event(session: Session, query: str) -> ColumnElement[bool]:
-    query = clean(query)
-    if not query:
-        return false()
-    like = _pattern(query)
-    number = _number(query)
-    return or_(
-        InboxEvent.id == number if number is not None else false(),
-        InboxEvent.event_id.ilike(like, escape="\\"),
-        InboxEvent.status_reason.ilike(like, escape="\\"),
-        _as_text(session, InboxEvent.body, binary=True).ilike(like, escape="\\"),
+    texts = (InboxEvent.event_id, InboxEvent.status_reason)
+    return _matches(
+        query, (InboxEvent.id,), (*texts, _as_text(session, InboxEvent.body, binary=True))
     )
 
 
 def matches_command(session: Session, query: str) -> ColumnElement[bool]:
+    return _matches(
+        query,
+        (OutboxCommand.id, OutboxCommand.remote_id),
+        (
+            OutboxCommand.idempotency_key,
+            OutboxCommand.last_error,
+            _as_text(session, OutboxCommand.payload),
+            _as_text(session, OutboxCommand.result),
+        ),
+    )
+
+
+def _matches(query: str, ids: tuple[Any, ...], texts: tuple[Any, ...]) -> ColumnElement[bool]:
+    """Any of ``ids`` equal to the query as a number, or any of ``texts`` containing it."""
     query = clean(query)
     if not query:
         return false()
-    like = _pattern(query)
-    number = _number(query)
-    return or_(
-        OutboxCommand.id == number if number is not None else false(),
-        OutboxCommand.remote_id == number if number is not None else false(),
-        OutboxCommand.idempotency_key.ilike(like, escape="\\"),
-        OutboxCommand.last_error.ilike(like, escape="\\"),
-        _as_text(session, OutboxCommand.payload).ilike(like, escape="\\"),
-        _as_text(session, OutboxCommand.result).ilike(like, escape="\\"),
-    )
+    like, number = _pattern(query), _number(query)
+    by_id = [column == number for column in ids] if number is not None else []
+    return or_(*by_id, *(text.ilike(like, escape="\\") for text in texts))

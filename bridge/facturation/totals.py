@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 CENT = Decimal("0.01")
@@ -36,6 +36,16 @@ def to_decimal(value: Any) -> Decimal:
     if value is None or value == "":
         return Decimal(0)
     return Decimal(str(value))
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    """A Decimal from an API answer's value, or ``None`` when it is absent or not a number."""
+    if value is None or isinstance(value, float | bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
 
 
 def round_cent(value: Decimal) -> Decimal:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -39,7 +39,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db.models import InvoiceShape
-from bridge.facturation.totals import VAT_QUANTUM, compute_totals, line_total, to_decimal
+from bridge.facturation.totals import (
+    VAT_QUANTUM,
+    compute_totals,
+    decimal_or_none,
+    line_total,
+    to_decimal,
+)
 
 DEFAULT_CONFIRMATIONS = 20
 MISMATCH = "total mismatch"
@@ -64,15 +70,6 @@ def _rounding_in_play(items: list[Mapping[str, Any]]) -> bool:
         rate = to_decimal(item.get("vat")).quantize(VAT_QUANTUM)
         per_line[rate] = per_line.get(rate, Decimal(0)) + compute_totals([item]).total_vat
     return per_line != compute_totals(items).vat_by_rate
-
-
-def decimal_or_none(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, float | bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def total_mismatch(meta: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, str] | None:

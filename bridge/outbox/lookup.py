@@ -13,8 +13,8 @@ from typing import Any
 
 from bridge.facturation.errors import RateInfo
 from bridge.facturation.protocol import ApiAnswer, FacturationApi, Resource
+from bridge.facturation.totals import decimal_or_none
 from bridge.outbox.commands import CommandKind, api_id_for
-from bridge.outbox.finalise import decimal_or_none
 from bridge.outbox.queue import Claimed
 
 NO_RATE = RateInfo(None, None)

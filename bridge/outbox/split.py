@@ -11,14 +11,14 @@ change, so a second attempt makes the same lines.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.db.models import OutboxCommand
-from bridge.facturation.totals import compute_totals
+from bridge.facturation.totals import compute_totals, decimal_or_none
 from bridge.mapping.functions import FunctionError, currency_exponent
 from bridge.mapping.money import MoneyError
 from bridge.mapping.refunds import proportional_credit_items
@@ -52,15 +52,6 @@ class Original:
         if paid is None:
             paid = compute_totals(items).total_with_vat
         return cls(items, str(payload.get("currency") or meta.get("currency") or ""), paid)
-
-
-def decimal_or_none(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, float | bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def split_body(
