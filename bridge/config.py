@@ -30,7 +30,9 @@ class ConfigError(Exception):
 
 
 MASK = "******"
-_URL_SETTINGS = frozenset({"BRIDGE_DATABASE_URL", "FACTURATION_API_URL", "STRIPE_API_BASE"})
+_URL_SETTINGS = frozenset(
+    {"BRIDGE_DATABASE_URL", "FACTURATION_API_URL", "STRIPE_API_BASE", "BRIDGE_VIES_URL"}
+)
 
 
 def mask_url(url: str) -> str:
@@ -117,6 +119,8 @@ class Settings(BaseSettings):
     mappings_dir: Path | None = Field(None, alias="BRIDGE_MAPPINGS_DIR")
     timezone_name: str = Field("Europe/Paris", alias="BRIDGE_TIMEZONE")
     vat_regime: Literal["normal", "franchise"] = Field("normal", alias="BRIDGE_VAT_REGIME")
+    vies_url: str = Field("", alias="BRIDGE_VIES_URL")
+    vies_timeout: float = Field(10.0, gt=0, alias="BRIDGE_VIES_TIMEOUT")
 
     # Delivery
     retry_base_seconds: float = Field(2.0, gt=0, alias="BRIDGE_RETRY_BASE_SECONDS")
@@ -201,7 +205,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @field_validator("shopify_admin_url")
+    @field_validator("shopify_admin_url", "vies_url")
     @classmethod
     def _optional_http_url(cls, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):

@@ -158,6 +158,8 @@ MASKED_URLS = [
     ("FACTURATION_API_URL", "https://www.facturation.pro", "https://www.facturation.pro", []),
     ("STRIPE_API_BASE", "http://127.0.0.1:12111?key=sk_test_q", "http://127.0.0.1:12111?key=******",
      ["sk_test_q"]),
+    ("BRIDGE_VIES_URL", "https://proxy:vi3s-pw@vies.example/rest-api",
+     "https://proxy:******@vies.example/rest-api", ["vi3s-pw"]),
 ]  # fmt: skip
 
 
@@ -170,3 +172,14 @@ def test_check_config_masks_credentials_in_urls(
     assert masked[setting] == shown
     for secret in secrets:
         assert all(secret not in line for line in masked.values())
+
+
+def test_vies_is_off_by_default_and_its_url_is_checked() -> None:
+    settings = load_settings()
+    assert (settings.vies_url, settings.vies_timeout) == ("", 10.0)
+    on = load_settings(BRIDGE_VIES_URL="https://ec.europa.eu/taxation_customs/vies/rest-api/")
+    assert on.vies_url == "https://ec.europa.eu/taxation_customs/vies/rest-api"
+    with pytest.raises(ConfigError, match=r"^BRIDGE_VIES_URL: must be an http"):
+        load_settings(BRIDGE_VIES_URL="ec.europa.eu/taxation_customs/vies/rest-api")
+    with pytest.raises(ConfigError, match=r"^BRIDGE_VIES_TIMEOUT: "):
+        load_settings(BRIDGE_VIES_TIMEOUT="0")
