@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     mappings_dir: Path | None = Field(None, alias="BRIDGE_MAPPINGS_DIR")
     timezone_name: str = Field("Europe/Paris", alias="BRIDGE_TIMEZONE")
     vat_regime: Literal["normal", "franchise"] = Field("normal", alias="BRIDGE_VAT_REGIME")
+    oss: bool = Field(False, alias="BRIDGE_OSS")
+    zero_vat_mention: str = Field("", max_length=255, alias="BRIDGE_ZERO_VAT_MENTION")
+    line_nature: Literal["none", "bic", "bnc"] = Field("none", alias="BRIDGE_LINE_NATURE")
     vies_url: str = Field("", alias="BRIDGE_VIES_URL")
     vies_timeout: float = Field(10.0, gt=0, alias="BRIDGE_VIES_TIMEOUT")
 

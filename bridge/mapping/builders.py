@@ -17,20 +17,15 @@ from decimal import Decimal
 from typing import Any
 
 from bridge.facturation.totals import compute_totals, round_cent
-from bridge.mapping.functions import (
-    FunctionError,
-    country,
-    currency_exponent,
-    dec,
-    is_eu,
-    vat,
-)
+from bridge.mapping.functions import FunctionError, country, currency_exponent, dec, vat
 from bridge.mapping.mentions import FIELD as MENTION_FIELD
-from bridge.mapping.mentions import FRANCHISE, missing_mention
+from bridge.mapping.mentions import FRANCHISE
 from bridge.mapping.money import ZERO, MoneyError, SaleLine, build_items
 from bridge.mapping.paths import BadValueError, event_roots, item_path, output_field
 from bridge.mapping.spec import Expr, LineSpec, MappingError, MappingSpec
+from bridge.mapping.taxing import apply_case, inherited_refs, legal_identity, tax_case
 from bridge.outbox.commands import Command, CommandKind, Priority
+from bridge.tax.nature import NatureError, line_nature
 
 Evaluate = Callable[[Expr, Any], Any]
 
@@ -108,18 +103,6 @@ def named(customer: dict[str, Any], binding: str) -> dict[str, Any]:
     return {**customer, "last_name": str(fallback)}
 
 
-def _reverse_charge(spec: MappingSpec, customer: Mapping[str, Any]) -> bool:
-    rc = spec.reverse_charge
-    code = customer.get("country")
-    return bool(
-        rc.enabled
-        and customer.get("vat_number")
-        and not customer.get("individual", True)
-        and is_eu(code)
-        and code != rc.home_country
-    )
-
-
 def sale_lines(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> list[SaleLine]:
     """Every charged line, with its gross (VAT and discounts included), VAT and rate."""
     out: list[SaleLine] = []
@@ -131,7 +114,7 @@ def sale_lines(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> list[Sal
             raise MappingError(f"{group.each.where}: expected a list, got {type(items).__name__}")
         for item in items:
             try:
-                line = _sale_line(group, ev, {**ctx, "line": item})
+                line = _sale_line(spec, group, ev, {**ctx, "line": item})
             except BadValueError as exc:  # name the invoice line, its field and the event path
                 roots = event_roots(spec.obj)
                 roots["line"] = item_path(group.each, ctx, item, roots)
@@ -142,7 +125,9 @@ def sale_lines(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> list[Sal
     return out
 
 
-def _sale_line(group: LineSpec, ev: Evaluate, ctx: dict[str, Any]) -> SaleLine | None:
+def _sale_line(
+    spec: MappingSpec, group: LineSpec, ev: Evaluate, ctx: dict[str, Any]
+) -> SaleLine | None:
     def get(name: str, default: Any = None) -> Any:
         expr = group.exprs.get(name)
         return default if expr is None else ev(expr, ctx)
@@ -159,19 +144,28 @@ def _sale_line(group: LineSpec, ev: Evaluate, ctx: dict[str, Any]) -> SaleLine |
     if tax == 0 and round_cent((gross - tax) * rate) != 0:
         rate = Decimal("0.000")  # a rate was named but no VAT charged (exempt customer or line)
     title = get("title")
+    fields = _fields(group.fields, ev, ctx)
+    nature = get("nature")
+    try:
+        kind, code = line_nature(nature, spec.deployment.line_nature)
+    except NatureError as exc:
+        raise BadValueError(exprs["nature"], ctx, str(exc), nature) from None
+    if code is not None:
+        fields["nature"] = code
     return SaleLine(
         title=str(title) if title not in (None, "") else "—",
         quantity=quantity if quantity > 0 else Decimal(1),
         gross=gross,
         tax=tax,
         rate=rate,
-        fields=_fields(group.fields, ev, ctx),
+        fields=fields,
+        kind=kind,
     )
 
 
 def regime_lines(spec: MappingSpec, lines: list[SaleLine]) -> list[SaleLine]:
     """Under the franchise en base every line is at 0 %, for what the customer paid (its gross)."""
-    if spec.vat_regime != FRANCHISE:
+    if spec.deployment.vat_regime != FRANCHISE:
         return lines
     return [replace(line, tax=ZERO, rate=ZERO) for line in lines]
 
@@ -205,22 +199,15 @@ def _charged(spec: MappingSpec, ev: Evaluate, ctx: Any, lines: list[SaleLine]) -
 
 def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
     binding = _text(spec, ev, ctx, "binding_key")
-    customer = named(customer_payload(spec, ev, ctx), binding)
+    customer = named(legal_identity(customer_payload(spec, ev, ctx)), binding)
     lines = sale_lines(spec, ev, ctx)
     charged = _charged(spec, ev, ctx, lines)
     if spec.skip_zero and charged == 0:
         return Outcome([], "zero-amount invoice (a trial or a 100 % discount): not invoiced")
     payload = _fields(spec.invoice_fields, ev, ctx)
-    if spec.vat_regime != FRANCHISE and _reverse_charge(spec, customer):
-        if any(line.tax for line in lines):
-            raise MappingError(
-                f"{spec.path}: VAT was charged to an EU business customer under reverse charge"
-            )
-        payload.setdefault("vat_exemption", spec.reverse_charge.text)
+    apply_case(tax_case(spec, ev, ctx, customer, lines), payload, customer)
     payload["currency"] = _text(spec, ev, ctx, "currency").upper()
     payload["items"] = _items(spec, lines, payload["currency"], negate=False)
-    _state_mention(spec, payload)
-    _zero_vat_mention(spec, payload)
     customer_key = f"customer:{binding}"
     invoice_key = _text(spec, ev, ctx, "key")
     commands = [
@@ -245,15 +232,9 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
 
 
 def _state_mention(spec: MappingSpec, payload: dict[str, Any]) -> None:
-    """Under the franchise en base, the invoice says why it carries no VAT (art. 293 B)."""
-    if spec.vat_regime == FRANCHISE:
+    """Under the franchise en base, a credit note says why it carries no VAT (art. 293 B)."""
+    if spec.deployment.vat_regime == FRANCHISE:
         payload[MENTION_FIELD] = spec.mentions[FRANCHISE]
-
-
-def _zero_vat_mention(spec: MappingSpec, payload: dict[str, Any]) -> None:
-    """An invoice with every line at 0 % and no mention gets the file's ``zero_vat_mention``."""
-    if spec.zero_vat_mention is not None and missing_mention(payload):
-        payload[MENTION_FIELD] = spec.mentions[spec.zero_vat_mention]
 
 
 def _money_meta(payload: Mapping[str, Any], expected: Decimal) -> dict[str, Any]:
@@ -280,10 +261,7 @@ def _credit_note(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcom
                 CommandKind.PARTIAL_CREDIT_NOTE,
                 _text(spec, ev, ctx, "key"),
                 payload,
-                refs={
-                    "customer_id": f"{invoice_key}#customer_id",
-                    "information": f"{invoice_key}#invoice_ref",
-                },
+                refs=_credit_refs(invoice_key),
                 meta={**_money_meta(payload, -refunded), "credit_of": invoice_key},
             )
         ]
@@ -329,12 +307,18 @@ def _split_refund(
         "expected_total_with_vat": str(-refunded),
         "currency": payload["currency"],
     }
-    refs = {
+    key = _text(spec, ev, ctx, "key")
+    refs = _credit_refs(invoice_key)
+    return Outcome([Command(CommandKind.PARTIAL_CREDIT_NOTE, key, payload, refs=refs, meta=meta)])
+
+
+def _credit_refs(invoice_key: str) -> dict[str, str]:
+    """A credit note's customer and number from its invoice, and its VAT country and mention."""
+    return {
         "customer_id": f"{invoice_key}#customer_id",
         "information": f"{invoice_key}#invoice_ref",
+        **inherited_refs(invoice_key),
     }
-    key = _text(spec, ev, ctx, "key")
-    return Outcome([Command(CommandKind.PARTIAL_CREDIT_NOTE, key, payload, refs=refs, meta=meta)])
 
 
 def _cancel(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:

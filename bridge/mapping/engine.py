@@ -37,6 +37,7 @@ from bridge.mapping.functions import FunctionError, MappingFunctions
 from bridge.mapping.paths import BadValueError, event_roots, output_field
 from bridge.mapping.sanitize import sanitized
 from bridge.mapping.spec import (
+    Deployment,
     Expr,
     MappingConfigError,
     MappingError,
@@ -44,6 +45,7 @@ from bridge.mapping.spec import (
     load_spec,
 )
 from bridge.outbox.commands import Command
+from bridge.tax.vies import registry_from_settings
 
 __all__ = [
     "EnrichmentError",
@@ -89,10 +91,11 @@ class MappingEngine:
         zone: ZoneInfo,
         stripe_api: StripeApi | None = None,
         *,
-        vat_regime: str = "normal",
+        deployment: Deployment | None = None,
     ) -> None:
+        deployment = deployment or Deployment()
         self._loaded = {
-            key: _Loaded.of(replace(spec, vat_regime=vat_regime), zone)
+            key: _Loaded.of(replace(spec, deployment=deployment), zone)
             for key, spec in specs.items()
         }
         self.stripe_api = stripe_api
@@ -121,7 +124,14 @@ class MappingEngine:
             stripe_api = HttpStripeApi(
                 settings.stripe_api_base, settings.stripe_api_key.get_secret_value()
             )
-        return cls(specs, settings.timezone, stripe_api, vat_regime=settings.vat_regime)
+        deployment = Deployment(
+            vat_regime=settings.vat_regime,
+            oss=settings.oss,
+            zero_vat_mention=settings.zero_vat_mention.strip() or None,
+            line_nature=settings.line_nature,
+            registry=registry_from_settings(settings) if network else None,
+        )
+        return cls(specs, settings.timezone, stripe_api, deployment=deployment)
 
     @property
     def files(self) -> dict[tuple[str, str], Path]:

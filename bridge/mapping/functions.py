@@ -338,6 +338,16 @@ class MappingFunctions(functions.Functions):
     def _func_vat_rate(self, tax: Any, base: Any, currency: Any) -> str:
         return vat_rate(tax, base, str(currency or "EUR"), self.vat_rates)
 
+    @functions.signature(_ANY, _ANY, _ANY, _ANY)
+    def _func_vat_rate_in(self, tax: Any, base: Any, currency: Any, where: Any) -> str:
+        """:func:`vat_rate` among the file's rates and those of the country ``where`` (a sale
+        to a consumer in another EU country, at its rates); ``'EU'``: any member state's."""
+        from bridge.tax.rates import eu_rates  # not at the top: bridge.tax.rates reads this module
+
+        code = None if where == "EU" else country(where)
+        extra = eu_rates(code) if where == "EU" or code is not None else ()
+        return vat_rate(tax, base, str(currency or "EUR"), (*self.vat_rates, *extra))
+
     @functions.signature(_ANY, _ANY, _ANY)
     def _func_vat_rate_of_gross(self, tax: Any, gross: Any, currency: Any) -> str:
         return vat_rate_of_gross(tax, gross, str(currency or "EUR"), self.vat_rates)

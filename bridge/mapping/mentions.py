@@ -16,8 +16,9 @@ FRANCHISE = "franchise"
 MENTIONS: Mapping[str, str] = {
     FRANCHISE: "TVA non applicable, art. 293 B du CGI",
     "intra_eu_goods": "Exonération de TVA, art. 262 ter, I du CGI",
-    "eu_services": "Autoliquidation",
+    "eu_services": "Autoliquidation (art. 283-2 du CGI, art. 196 de la directive 2006/112/CE)",
     "export": "Exonération de TVA, art. 262 I du CGI",
+    "outside_eu_services": "TVA non applicable, art. 259-1 du CGI",
 }
 FIELD = "vat_exemption"
 

@@ -55,6 +55,7 @@ class SaleLine:
     tax: Decimal
     rate: Decimal  # 0.200
     fields: Mapping[str, Any] = field(default_factory=dict)  # extra item fields (category…)
+    kind: str | None = None  # goods, services or other (bridge.tax.nature); None: not said
 
     @property
     def net(self) -> Decimal:

@@ -27,7 +27,8 @@ from bridge.mapping.functions import FRENCH_VAT_RATES, FUNCTION_NAMES
 from bridge.mapping.mentions import MENTIONS
 
 KINDS = ("sale", "credit_note", "refund", "cancel", "customer_update")
-LINE_KEYS = {"each", "title", "quantity", "amount", "discount", "tax", "rate", "includes_tax"}
+LINE_KEYS = {"each", "title", "quantity", "amount", "discount", "tax", "rate", "includes_tax", "nature"}
+TAX_KEYS = {"destination", "exempt"}  # the tax: section: where the sale goes, the shop says exempt
 REQUIRED = {
     "sale": ("key", "currency", "charged", "lines", "customer"),
     "credit_note": ("key", "currency", "charged", "lines", "invoice_key"),
@@ -38,7 +39,7 @@ REQUIRED = {
 TOP_KEYS = {
     "kind", "use", "object", "enrich", "tables", "vat_rates", "skip", "fail", "key", "currency",
     "charged", "invoice_key", "customer", "lines", "invoice", "policy", "description",
-    "skip_after_enrich", "full",
+    "skip_after_enrich", "full", "tax",
 }  # fmt: skip
 POLICY_KEYS = {
     "keep_source_vat",
@@ -51,9 +52,6 @@ POLICY_KEYS = {
     "zero_vat_mention",
     "mentions",
 }
-REVERSE_CHARGE_TEXT = (
-    "Autoliquidation : TVA due par le preneur, article 196 de la directive 2006/112/CE"
-)
 EXPR_KEYS: tuple[str, ...] = ("key", "currency", "charged", "invoice_key", "full")
 ENRICHERS = (
     "checkout_line_items",
@@ -102,7 +100,17 @@ class LineSpec:
 class ReverseCharge:
     enabled: bool = False
     home_country: str = "FR"
-    text: str = REVERSE_CHARGE_TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """The settings the builders read (``BRIDGE_VAT_REGIME``…), set on every file by the engine."""
+
+    vat_regime: str = "normal"
+    oss: bool = False
+    zero_vat_mention: str | None = None  # BRIDGE_ZERO_VAT_MENTION
+    line_nature: str = "none"  # none, bic or bnc: whether and how lines' nature is sent
+    registry: Any = None  # a bridge.tax.vies.VatRegistry when BRIDGE_VIES_URL is set
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +137,8 @@ class MappingSpec:
     rounding_title: str = "Ajustement d'arrondi"
     vat_gap_title: str = "Écart d'arrondi de TVA"
     information: str = "Avoir sur la facture n° {}"
-    vat_regime: str = "normal"  # BRIDGE_VAT_REGIME, set by the engine at load
+    deployment: Deployment = field(default_factory=Deployment)  # set by the engine at load
+    tax_exprs: dict[str, Expr] = field(default_factory=dict)  # the tax: section
     mentions: dict[str, str] = field(default_factory=lambda: dict(MENTIONS))
     zero_vat_mention: str | None = None  # the name of the mention an all-0 % invoice carries
 
@@ -281,10 +290,18 @@ class _Compiler:
             fail=self.rules("fail", "error"),
             enrich=enrich,
             skip_found=self.rules("skip_after_enrich", "reason"),
+            tax_exprs=self.tax_exprs(),
             tables={str(k): {str(kk): vv for kk, vv in v.items()} for k, v in tables.items()},
             vat_rates=self.vat_rates(),
             **self.policy(),
         )
+
+    def tax_exprs(self) -> dict[str, Expr]:
+        exprs = self.exprs("tax", self.data.get("tax"))
+        unknown = set(exprs) - TAX_KEYS
+        if unknown:
+            raise self.fail(f"tax.{sorted(unknown)[0]}", f"unknown key (known: {sorted(TAX_KEYS)})")
+        return exprs
 
     def vat_rates(self) -> tuple[Decimal, ...]:
         value = self.data.get("vat_rates")
@@ -318,12 +335,14 @@ class _Compiler:
                 out[name] = policy[name]
         if "reverse_charge" in policy:
             rc = policy["reverse_charge"]
-            if not isinstance(rc, Mapping) or set(rc) - {"enabled", "home_country", "text"}:
-                raise self.fail("policy.reverse_charge", "keys are enabled, home_country, text")
+            if not isinstance(rc, Mapping) or set(rc) - {"enabled", "home_country"}:
+                raise self.fail(
+                    "policy.reverse_charge",
+                    "keys are enabled and home_country (reword its mentions under policy.mentions)",
+                )
             out["reverse_charge"] = ReverseCharge(
                 enabled=bool(rc.get("enabled", False)),
                 home_country=str(rc.get("home_country", "FR")).upper(),
-                text=str(rc.get("text", REVERSE_CHARGE_TEXT)),
             )
         return {**out, **self.mentions(policy)}
 

@@ -10,7 +10,9 @@ Keys are derived from the *source object*, never from the webhook event id: ``in
 ``refs`` fill payload fields from commands done earlier: ``{"customer_id": "customer:stripe:cus_1"}``
 puts that command's remote id into ``payload["customer_id"]``; ``"invoice:…#invoice_ref"`` takes the
 ``invoice_ref`` field of its stored result instead. When the payload already holds a string with
-``{}`` at that field, the value is formatted into it (``"Avoir sur la facture {}"``). Every ref is also a
+``{}`` at that field, the value is formatted into it (``"Avoir sur la facture {}"``). A field name
+ending in ``?`` (``"invoice:…#vat_country?"``) is optional: the field is left out when the result
+has no such value. Every ref is also a
 dependency: the command waits until the referenced command is done, even if it does not exist yet.
 
 The worker adds ``api_id`` (:func:`api_id_for` the key) and ``api_custom`` (the key) to every create;

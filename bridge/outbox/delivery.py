@@ -252,8 +252,11 @@ class Deliverer:
             status, remote_id, result = referenced.get(key, (None, None, {}))
             if status != CommandStatus.DONE.value:
                 raise RefError(f"{key} is {status or 'missing'}")
-            value: Any = result.get(sub) if sub else remote_id
-            if value is None:
+            optional = sub.endswith("?")  # "invoice:…#vat_country?": only if it has one
+            value: Any = result.get(sub.rstrip("?")) if sub else remote_id
+            if value is None or value == "":
+                if optional:
+                    continue
                 raise RefError(f"{ref} has no value")
             current = body.get(field)
             if isinstance(current, str) and "{}" in current:

@@ -117,3 +117,11 @@ def rates_of(country: str) -> tuple[Decimal, ...]:
 def is_rate_of(country: str, rate: Decimal) -> bool:
     """Whether ``rate`` (a fraction, e.g. ``Decimal("0.19")``) is one of ``country``'s rates."""
     return rate.is_finite() and rate in rates_of(country)
+
+
+def eu_rates(country: str | None) -> tuple[Decimal, ...]:
+    """``country``'s rates; ``None``: every member state's (a credit note's lines, whose country
+    is its invoice's)."""
+    if country is not None:
+        return rates_of(country)
+    return tuple(sorted({rate for rates in EU_VAT_RATES.values() for rate in rates.all}))

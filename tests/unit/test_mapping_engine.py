@@ -261,7 +261,11 @@ def fake_stripe() -> Iterator[FakeStripe]:
 
 
 def test_checkout_line_items_are_fetched_while_mapping(fake_stripe: FakeStripe) -> None:
-    settings = Settings(stripe_api_base=fake_stripe.url, stripe_api_key="sk_test_fake")
+    settings = Settings(
+        stripe_api_base=fake_stripe.url,
+        stripe_api_key="sk_test_fake",
+        zero_vat_mention="Exonération de TVA, art. 261 du CGI",  # the fake's lines carry no tax
+    )
     mapper = MappingEngine.load(settings)
     payload = parse_json(CHECKOUT.read_bytes())
     _customer, invoice = mapper.map_event(stripe_event(payload)).commands

@@ -67,7 +67,11 @@ def test_expected_invoices_equal_the_amount_charged(sample: Sample) -> None:
         assert totals.total_with_vat == Decimal(command["meta"]["expected_total_with_vat"])
 
 
-def test_invoice_paid_and_payment_succeeded_are_one_sale(mapper: MappingEngine) -> None:
+def test_invoice_paid_and_payment_succeeded_are_one_sale() -> None:
+    """Both events of one invoice give the same keys (the fixtures' untaxed sale is given a
+    mention here; by default it is refused, the same way for both: see their golden files)."""
+    mention = Settings(BRIDGE_ZERO_VAT_MENTION="Exonération de TVA, art. 261 du CGI")
+    mapper = MappingEngine.load(mention, network=False)
     by_name = {s.path.stem: s for s in SAMPLES}
     paid = outcome_json(mapper, by_name["stripe_invoice.paid"].event())
     succeeded = outcome_json(mapper, by_name["stripe_invoice.payment_succeeded"].event())

@@ -151,8 +151,9 @@ def test_built_in_texts() -> None:
     assert MENTIONS == {
         "franchise": "TVA non applicable, art. 293 B du CGI",
         "intra_eu_goods": "Exonération de TVA, art. 262 ter, I du CGI",
-        "eu_services": "Autoliquidation",
+        "eu_services": "Autoliquidation (art. 283-2 du CGI, art. 196 de la directive 2006/112/CE)",
         "export": "Exonération de TVA, art. 262 I du CGI",
+        "outside_eu_services": "TVA non applicable, art. 259-1 du CGI",
     }
     assert missing_mention({"items": [{"vat": "0.000"}, {"vat": "0.000"}]})
     assert not missing_mention({"items": [{"vat": "0.000"}], "vat_exemption": "Autoliquidation"})
