@@ -27,7 +27,17 @@ from bridge.mapping.functions import FRENCH_VAT_RATES, FUNCTION_NAMES
 from bridge.mapping.mentions import MENTIONS
 
 KINDS = ("sale", "credit_note", "refund", "cancel", "customer_update")
-LINE_KEYS = {"each", "title", "quantity", "amount", "discount", "tax", "rate", "includes_tax", "nature"}
+LINE_KEYS = {
+    "each",
+    "title",
+    "quantity",
+    "amount",
+    "discount",
+    "tax",
+    "rate",
+    "includes_tax",
+    "nature",
+}
 TAX_KEYS = {"destination", "exempt"}  # the tax: section: where the sale goes, the shop says exempt
 REQUIRED = {
     "sale": ("key", "currency", "charged", "lines", "customer"),

@@ -15,8 +15,14 @@ from bridge.mapping.functions import country
 from bridge.mapping.mentions import FIELD as MENTION_FIELD
 from bridge.mapping.money import SaleLine
 from bridge.mapping.spec import Expr, MappingError, MappingSpec
-from bridge.tax.decide import Buyer, TaxCase, TaxLine, TaxPolicy, TaxRefusal, decide
-from bridge.tax.numbers import InvalidVatNumberError, parse_vat_number, siren_of, valid_siren, valid_siret
+from bridge.tax.decide import Buyer, TaxCase, TaxLine, TaxPolicy, TaxRefusalError, decide
+from bridge.tax.numbers import (
+    InvalidVatNumberError,
+    parse_vat_number,
+    siren_of,
+    valid_siren,
+    valid_siret,
+)
 
 Evaluate = Callable[[Expr, Any], Any]
 INHERITED = ("vat_country", MENTION_FIELD)  # a credit note is in the VAT case of its invoice
@@ -57,7 +63,7 @@ def tax_case(
     taxed = [TaxLine(line.rate, line.tax, line.kind) for line in lines]
     try:
         return decide(policy_of(spec), buyer, taxed)
-    except TaxRefusal as exc:
+    except TaxRefusalError as exc:
         raise MappingError(f"{spec.path}: {exc}") from None
 
 
@@ -88,7 +94,11 @@ def legal_identity(customer: dict[str, Any]) -> dict[str, Any]:
         if valid_siret(digits) or valid_siren(digits):
             return {**customer, "siret": digits}
         customer = {key: value for key, value in customer.items() if key != "siret"}
-    if parsed is not None and customer.get("country") == "FR" and not customer.get("individual", True):
+    if (
+        parsed is not None
+        and customer.get("country") == "FR"
+        and not customer.get("individual", True)
+    ):
         siren = siren_of(parsed)
         if siren is not None:
             customer = {**customer, "siret": siren}

@@ -9,7 +9,7 @@ each line's rate, VAT and kind (goods or services) — and the deployment's choi
   consumer there), else ``None`` (the firm's own country);
 - its ``vat_exemption`` mention when every line is at 0 %: franchise en base, intra-EU supply of
   goods or services to a business with a valid VAT number (reverse charge), export outside the EU;
-- or a :class:`TaxRefusal` saying what the bridge will not guess: VAT charged to an EU business
+- or a :class:`TaxRefusalError` saying what the bridge will not guess: VAT charged to an EU business
   under reverse charge, rates that are neither the firm's country's nor the customer's, an invoice
   without VAT that nothing explains.
 
@@ -35,7 +35,7 @@ OTHER = "other"  # a disbursement, a tip, a voucher: neither a supply of goods n
 KINDS = (GOODS, SERVICES, OTHER)
 
 
-class TaxRefusal(ValueError):
+class TaxRefusalError(ValueError):
     """The sale can't be invoiced as it is; the message says why and what would settle it."""
 
 
@@ -48,7 +48,9 @@ class TaxPolicy:
     reverse_charge: bool = True  # policy.reverse_charge.enabled
     oss: bool = False  # BRIDGE_OSS: registered to the one-stop shop
     mentions: Mapping[str, str] = field(default_factory=lambda: dict(MENTIONS))
-    fallback: str | None = None  # the text of any other 0 % invoice (policy / BRIDGE_ZERO_VAT_MENTION)
+    fallback: str | None = (
+        None  # the text of any other 0 % invoice (policy / BRIDGE_ZERO_VAT_MENTION)
+    )
     registry: VatRegistry | None = None  # BRIDGE_VIES_URL
 
 
@@ -86,17 +88,19 @@ def decide(policy: TaxPolicy, buyer: Buyer, lines: Sequence[TaxLine]) -> TaxCase
     taxed = [line for line in lines if line.tax != 0 or line.rate != 0]
     if taxed:
         if number is not None:
-            raise TaxRefusal(
+            raise TaxRefusalError(
                 f"VAT was charged to an EU business customer under reverse charge "
                 f"(VAT number {number.text}): the customer owes that VAT, not you; refund it "
                 f"in the shop and invoice without VAT"
             )
-        return TaxCase(vat_country=vat_country(policy, buyer, {l.rate for l in taxed if l.rate}))
+        return TaxCase(
+            vat_country=vat_country(policy, buyer, {line.rate for line in taxed if line.rate})
+        )
     if number is not None:
         _check_registered(policy.registry, number)
         return TaxCase(mention=_reverse_charge_mention(policy, lines, number), vat_number=number)
     if buyer.exempt_by_source and buyer.business and _in_eu_abroad(buyer.country, policy.home):
-        raise TaxRefusal(
+        raise TaxRefusalError(
             f"the shop sold without VAT to a business in {buyer.country} (reverse charge) but no "
             f"valid VAT number of that country was found ({buyer.vat_number or 'none'}): the "
             f"invoice must show it; add it to the customer and replay the event"
@@ -108,7 +112,7 @@ def decide(policy: TaxPolicy, buyer: Buyer, lines: Sequence[TaxLine]) -> TaxCase
             return TaxCase(mention=mention)
     if policy.fallback:
         return TaxCase(mention=policy.fallback)
-    raise TaxRefusal(
+    raise TaxRefusalError(
         f"no VAT on any line and no legal reason for it (customer in {place or 'an unknown country'}"
         f"{', a business' if buyer.business else ''}): a French invoice without VAT must say why. "
         f"If you are under the franchise en base set BRIDGE_VAT_REGIME=franchise; if your sales are "
@@ -142,7 +146,7 @@ def vat_country(policy: TaxPolicy, buyer: Buyer, rates: Iterable[Decimal]) -> st
     if at_home:
         return None
     shown = ", ".join(f"{(rate * 100).normalize():f} %" for rate in charged)
-    raise TaxRefusal(
+    raise TaxRefusalError(
         f"VAT rates {shown} are not {policy.home}'s"
         + (f" nor {place}'s" if place and place in EU_COUNTRIES and place != policy.home else "")
         + f" (customer in {place or 'an unknown country'}): check the shop's tax settings"
@@ -151,17 +155,19 @@ def vat_country(policy: TaxPolicy, buyer: Buyer, rates: Iterable[Decimal]) -> st
 
 def _check_registered(registry: VatRegistry | None, number: VatNumber) -> None:
     if registry is not None and not registry.is_registered(number):
-        raise TaxRefusal(
+        raise TaxRefusalError(
             f"VAT number {number.text} is not registered according to VIES: no reverse charge "
             f"without a valid number; correct it on the customer and replay the event"
         )
 
 
-def _reverse_charge_mention(
-    policy: TaxPolicy, lines: Sequence[TaxLine], number: VatNumber
-) -> str:
+def _reverse_charge_mention(policy: TaxPolicy, lines: Sequence[TaxLine], number: VatNumber) -> str:
     kinds = _kinds(lines, f"a sale to an EU business ({number.text})")
-    names = [name for kind, name in ((GOODS, "intra_eu_goods"), (SERVICES, "eu_services")) if kind in kinds]
+    names = [
+        name
+        for kind, name in ((GOODS, "intra_eu_goods"), (SERVICES, "eu_services"))
+        if kind in kinds
+    ]
     return " ; ".join(policy.mentions[name] for name in names or ["eu_services"])
 
 
@@ -181,7 +187,7 @@ def _export_mention(policy: TaxPolicy, lines: Sequence[TaxLine], buyer: Buyer) -
 def _kinds(lines: Sequence[TaxLine], what: str) -> set[str]:
     kinds = {line.kind for line in lines}
     if None in kinds:
-        raise TaxRefusal(
+        raise TaxRefusalError(
             f"{what} without VAT: its mention depends on whether each line is goods or services, "
             f"and a line does not say (set its nature in the mapping: docs/mappings.md)"
         )
