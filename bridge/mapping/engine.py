@@ -203,8 +203,8 @@ class MappingEngine:
             argument = charge
         api = self.stripe_api
         if api is None:
-            if name == "credit_note_of_refund":
-                return None  # optional: the shared refund key still credits a refund once
+            if name in _OPTIONAL:
+                return None
             raise MappingError(f"{spec.path}: enrich.{name} needs STRIPE_API_KEY to call Stripe")
         match name:
             case "checkout_line_items":
@@ -218,7 +218,15 @@ class MappingEngine:
                 if not isinstance(argument, list) or len(argument) != 2 or not all(argument):
                     return None  # [invoice id, refund id]; nothing to look for without both
                 return api.credit_note_for_refund(str(argument[0]), str(argument[1]))
+            case "payment_details":
+                return api.payment_details(str(argument))
         return api.checkout_session_for_payment_intent(str(argument))
+
+
+# Look-ups a mapping can do without: with no STRIPE_API_KEY their value is null. The shared
+# refund key still credits a refund once without its credit note; an invoice falls back on what
+# the event says about its payment mode, and carries no euro equivalent.
+_OPTIONAL = frozenset(("credit_note_of_refund", "payment_details"))
 
 
 def _truthy(value: Any) -> bool:

@@ -4,7 +4,9 @@ Checkout sessions arrive without their line items; a refund names a payment inte
 invoice (``invoice_payments`` by ``payment[payment_intent]``, API 2025-03-31 "basil" and later) or
 the checkout session the sale was keyed on; a refund made through a Stripe credit note is credited
 with that note's own lines (credit notes of the invoice, by refund); a current-version
-``charge.refunded`` no longer embeds its refunds (refunds by charge). These calls happen while mapping a stored event,
+``charge.refunded`` no longer embeds its refunds (refunds by charge); an invoice or a session does
+not say which method paid it nor what a foreign-currency payment settled as in euros (payment
+details, by payment intent). These calls happen while mapping a stored event,
 never in the web request, through Stripe's own SDK (``stripe.StripeClient``) on httpx, with the
 API version pinned (:data:`STRIPE_API_VERSION`) and explicit timeouts.
 
@@ -20,7 +22,7 @@ decoding would turn a decimal into a ``float``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -57,6 +59,8 @@ class StripeApi(Protocol):
     def credit_note_for_refund(self, invoice: str, refund: str) -> str | None: ...
 
     def charge_refunds(self, charge: str) -> list[dict[str, Any]]: ...
+
+    def payment_details(self, payment_intent: str) -> dict[str, Any]: ...
 
 
 class HttpStripeApi:
@@ -128,6 +132,48 @@ class HttpStripeApi:
             first = self._client.v1.refunds.list(params)
             return [item for page in _pages(first, what) for item in _exact(page, what)["data"]]
 
+    def payment_details(self, payment_intent: str) -> dict[str, Any]:
+        """How ``payment_intent`` was paid and what it settled as (``GET /v1/payment_intents/{id}``
+        with ``expand[]=latest_charge.balance_transaction``): see :func:`payment_details_of`."""
+        what = f"payment intent {payment_intent}"
+        params: Any = {"expand": ["latest_charge.balance_transaction"]}
+        with _translated(what):
+            intent = self._client.v1.payment_intents.retrieve(payment_intent, params)
+        return payment_details_of(_body(intent, what))
+
+
+def payment_details_of(intent: Mapping[str, Any]) -> dict[str, Any]:
+    """The method that paid a payment intent and what it settled as, from the intent with
+    ``latest_charge.balance_transaction`` expanded (API 2022-11-15 and later: ``latest_charge``)::
+
+        {"method": "sepa_debit", "wallet": None,
+         "settlement": {"amount": 1843, "currency": "eur", "exchange_rate": Decimal("0.92")}}
+
+    ``method`` is the charge's ``payment_method_details.type`` (the method used, not the ones
+    offered); ``wallet`` a card's ``wallet.type`` (``apple_pay``…); ``settlement`` the balance
+    transaction's ``amount`` (minor units of its ``currency``: the account's settlement currency)
+    and ``exchange_rate`` (null when no conversion took place). Each is ``None`` when the intent
+    does not say (no charge yet, an object not expanded).
+    """
+    charge = _expanded(intent.get("latest_charge"))
+    details = _expanded(charge.get("payment_method_details"))
+    method = details.get("type") if isinstance(details.get("type"), str) else None
+    wallet = _expanded(_expanded(details.get(method or "")).get("wallet")).get("type")
+    balance = _expanded(charge.get("balance_transaction"))
+    settlement = None
+    if balance:
+        settlement = {
+            "amount": balance.get("amount"),
+            "currency": balance.get("currency"),
+            "exchange_rate": balance.get("exchange_rate"),
+        }
+    return {"method": method, "wallet": wallet, "settlement": settlement}
+
+
+def _expanded(value: Any) -> Mapping[str, Any]:
+    """An expanded object as it is; an id (not expanded), null or anything else as ``{}``."""
+    return value if isinstance(value, Mapping) else {}
+
 
 def _pages(first: stripe.ListObject[Any], what: str) -> Iterator[stripe.ListObject[Any]]:
     """Every page, following ``has_more`` with ``starting_after`` as ``auto_paging_iter`` does
@@ -143,12 +189,20 @@ def _pages(first: stripe.ListObject[Any], what: str) -> Iterator[stripe.ListObje
 
 def _exact(page: stripe.ListObject[Any], what: str) -> dict[str, Any]:
     """The page as Stripe sent it, parsed with exact numbers."""
-    response = page.last_response
+    body = _body(page, what)
+    if not isinstance(body.get("data"), list):
+        raise EnrichmentError(f"stripe {what}: unexpected body")
+    return body
+
+
+def _body(obj: stripe.StripeObject, what: str) -> dict[str, Any]:
+    """The object as Stripe sent it, parsed with exact numbers."""
+    response = obj.last_response
     try:
         body = parse_json(response.body) if response is not None else None
     except ValueError as exc:
         raise EnrichmentError(f"stripe {what}: invalid JSON") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+    if not isinstance(body, dict):
         raise EnrichmentError(f"stripe {what}: unexpected body")
     return body
 

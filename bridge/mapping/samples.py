@@ -16,6 +16,7 @@ from typing import Any
 
 from bridge.inbound.events import InboundEvent, Source, parse_json
 from bridge.mapping.engine import MappingEngine, MappingError
+from bridge.mapping.enrichment import payment_details_of
 
 SHOP_HEADER = "x-shopify-shop-domain"
 
@@ -30,12 +31,15 @@ class FixedStripeApi:
         invoices_by_payment_intent: dict[str, str] | None = None,
         credit_notes_by_refund: dict[str, str] | None = None,
         refunds_by_charge: dict[str, list[dict[str, Any]]] | None = None,
+        *,
+        payment_intents: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.line_items = line_items or {}
         self.sessions = sessions_by_payment_intent or {}
         self.invoices = invoices_by_payment_intent or {}
         self.credit_notes = credit_notes_by_refund or {}
         self.refunds = refunds_by_charge or {}
+        self.payment_intents = payment_intents or {}  # as retrieved, latest_charge expanded
         self.calls: list[str] = []
 
     @classmethod
@@ -63,6 +67,11 @@ class FixedStripeApi:
         self.calls.append(f"refunds:{charge}")
         return self.refunds.get(charge, [])
 
+    def payment_details(self, payment_intent: str) -> dict[str, Any]:
+        """Read from the intent as Stripe gives it; one not given looks like one with no charge."""
+        self.calls.append(f"payment_intent:{payment_intent}")
+        return payment_details_of(self.payment_intents.get(payment_intent, {}))
+
 
 @dataclass
 class Sample:
@@ -77,7 +86,8 @@ class Sample:
 
     @classmethod
     def read(cls, path: Path) -> Sample:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
         return cls(
             path=path,
             fixture=(path.parent / data["fixture"]).resolve(),
@@ -85,7 +95,7 @@ class Sample:
             event_type=data["event_type"],
             shop=data.get("shop"),
             unwrap=data.get("unwrap"),
-            stripe=data.get("stripe") or {},
+            stripe=parse_json(text).get("stripe") or {},  # exact: a rate stays a Decimal
             expected=data.get("expected") or {},
         )
 

@@ -69,6 +69,7 @@ ENRICHERS = (
     "invoice_of_payment",
     "credit_note_of_refund",
     "charge_refund",
+    "payment_details",
 )
 
 

@@ -7,7 +7,8 @@ Facturation.pro, and a local fake of the Stripe API over real HTTP that the work
   split like the sale. The same refund delivered again, as ``refund.updated``, credits nothing more.
 - A Checkout session paid by SEPA Debit: ``checkout.session.completed`` arrives unpaid (nothing
   invoiced), ``async_payment_succeeded`` invoices it once, its lines read from
-  ``GET /v1/checkout/sessions/{id}/line_items``.
+  ``GET /v1/checkout/sessions/{id}/line_items``, its payment mode (SEPA Debit) from
+  ``GET /v1/payment_intents/{id}``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from tests.support.bridge_procs import bridge_env, sandbox_to_file
-from tests.support.fake_stripe import API_KEY, FakeStripe, serve_fake_stripe
+from tests.support.fake_stripe import API_KEY, FakeStripe, serve_fake_stripe, succeeded_intent
 from tests.support.serve import serve_process, wait_for
 from tests.support.webhooks import stripe_header
 
@@ -59,9 +60,16 @@ def test_current_api_refund_and_delayed_checkout_through_real_processes(tmp_path
     checkout_golden = json.loads(
         (GOLDEN / "stripe_checkout.session.async_payment_succeeded_sepa_basil.json").read_text()
     )
+    sale_intent = invoice["payments"]["data"][0]["payment"]["payment_intent"]
+    paid = _event("stripe_checkout.session.async_payment_succeeded_sepa_basil.json")
+    paid_intent = paid["data"]["object"]["payment_intent"]
     fake = FakeStripe(
         invoices_by_payment_intent={intent: invoice["id"]},
         line_items=checkout_golden["stripe"]["line_items"],
+        payment_intents={
+            sale_intent: succeeded_intent(sale_intent, "card", invoice["amount_paid"]),
+            paid_intent: succeeded_intent(paid_intent, "sepa_debit", 3000, "usd"),
+        },
     )
     with serve_fake_stripe(fake), sandbox_to_file(tmp_path / "sandbox.log") as sandbox:
         env = bridge_env(
@@ -89,7 +97,6 @@ def test_current_api_refund_and_delayed_checkout_through_real_processes(tmp_path
             assert _post(serve.url, again) == 200
 
             unpaid = _event("stripe_checkout.session.completed_sepa_unpaid_basil.json")
-            paid = _event("stripe_checkout.session.async_payment_succeeded_sepa_basil.json")
             session_key = f"stripe:checkout:{paid['data']['object']['id']}"
             assert _post(serve.url, unpaid) == 200
             assert _post(serve.url, paid) == 200
@@ -110,6 +117,8 @@ def test_current_api_refund_and_delayed_checkout_through_real_processes(tmp_path
         checkout_golden["expected"]["commands"][1]["meta"]["expected_total_with_vat"]
     )
     assert any(p.endswith("/line_items") for p in fake.paths)
+    # the method each payment used, read from Stripe: card 2, SEPA Debit 8
+    assert (sale_doc["payment_mode"], checkout["payment_mode"]) == (2, 8)
 
 
 def _settled(url: str) -> bool:

@@ -5,7 +5,9 @@ Serves what :mod:`bridge.mapping.enrichment` calls, the way Stripe documents it:
 ``has_more`` (and ``expand[]`` or ``expand[N]``), ``GET /v1/checkout/sessions?payment_intent=``,
 ``GET /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=`` (API 2025-03-31
 "basil" and later), ``GET /v1/credit_notes?invoice=``, ``GET /v1/refunds?charge=`` (newest first),
-and ``404 resource_missing`` for an unknown session. Items are sent as the test gives them, so it
+``GET /v1/payment_intents/{id}`` (``latest_charge`` and its ``balance_transaction`` collapsed to
+their ids unless ``expand[]`` names them), and ``404 resource_missing`` for an unknown session or
+payment intent. Items are sent as the test gives them, so it
 can put integers beyond 2**53 or decimals in them.
 
 For :mod:`bridge.recovery`: the Events API ``GET /v1/events`` (``types[]``, ``created[gte]``/
@@ -52,6 +54,7 @@ class FakeStripe:
     invoices_by_payment_intent: dict[str, str] = field(default_factory=dict)
     credit_notes: list[dict[str, Any]] = field(default_factory=list)  # credit_note objects
     refunds: list[dict[str, Any]] = field(default_factory=list)  # refund objects, oldest first
+    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)  # fully expanded
     page_size: int = 100  # at most this many items per page, whatever ``limit`` asks
     status: int | None = None  # answer every request with this error status instead
     seen: list[Seen] = field(default_factory=list)
@@ -81,6 +84,8 @@ class FakeStripe:
             and parts[4] == "line_items"
         ):
             return self._line_items(path, parts[3], query)
+        if parts[:2] == ["v1", "payment_intents"] and len(parts) == 3:
+            return self._payment_intent(parts[2], query)
         if path == "/v1/events" or (path in LISTS and "payment_intent" not in query):
             return 200, self._list(path, query)
         if path == "/v1/checkout/sessions":
@@ -112,6 +117,22 @@ class FakeStripe:
             {"id": f"inpay_{intent}", "object": "invoice_payment", "invoice": invoice,
              "payment": payment, "status": "paid", "is_default": True}
         ]  # fmt: skip
+
+    def _payment_intent(self, intent_id: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        intent = self.payment_intents.get(intent_id)
+        if intent is None:
+            message = f"No such payment_intent: '{intent_id}'"
+            return 404, _error("invalid_request_error", "resource_missing", message)
+        expand = {v for k, vs in query.items() if k.startswith("expand[") for v in vs}
+        charge = intent.get("latest_charge")
+        if not isinstance(charge, dict):
+            return 200, intent
+        balance = charge.get("balance_transaction")
+        if "latest_charge.balance_transaction" not in expand and isinstance(balance, dict):
+            charge = {**charge, "balance_transaction": balance["id"]}
+        if not expand & {"latest_charge", "latest_charge.balance_transaction"}:
+            return 200, {**intent, "latest_charge": charge["id"]}
+        return 200, {**intent, "latest_charge": charge}
 
     def _line_items(self, path: str, session: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if session not in self.line_items:
@@ -190,6 +211,20 @@ def serve_fake_stripe(fake: FakeStripe | None = None) -> Iterator[FakeStripe]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def succeeded_intent(
+    intent: str, method: str, amount: int, currency: str = "eur"
+) -> dict[str, Any]:
+    """A succeeded payment intent paid by ``method``, its charge and balance transaction
+    expanded (the fake collapses them unless asked), settled in its own currency."""
+    balance = {"id": f"txn_{intent}", "object": "balance_transaction", "amount": amount,
+               "currency": currency, "exchange_rate": None, "type": "charge"}  # fmt: skip
+    charge = {"id": f"ch_{intent}", "object": "charge", "amount": amount, "currency": currency,
+              "payment_method_details": {"type": method, method: {}},
+              "balance_transaction": balance, "status": "succeeded"}  # fmt: skip
+    return {"id": intent, "object": "payment_intent", "amount": amount, "currency": currency,
+            "status": "succeeded", "latest_charge": charge}  # fmt: skip
 
 
 def paid_invoice_event(order: int, customer: str, cents: int, created: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from bridge.outbox.worker import Worker
 from bridge.runtime import Runtime
 from facturation_sandbox import Sandbox
 from tests.support.fake_shopify import SHOP, TOKEN, FakeShopify
-from tests.support.fake_stripe import API_KEY, FakeStripe, paid_invoice_event
+from tests.support.fake_stripe import API_KEY, FakeStripe, paid_invoice_event, succeeded_intent
 from tests.support.outbox_kit import settings_for
 from tests.support.sandbox import in_process_client
 
@@ -76,6 +76,8 @@ def stripe_sales(fake: FakeStripe, orders: range, *, age_days: float, by_events:
     """Paid invoices in the fake: as events (last 30 days) or as invoice objects (older)."""
     for order in orders:
         event = paid_invoice_event(order, f"cus_r{order % 5}", 1000 + order, days_ago(age_days))
+        intent = event["data"]["object"]["payment_intent"]  # one for all: the fixture's
+        fake.payment_intents.setdefault(intent, succeeded_intent(intent, "card", 1000 + order))
         if by_events:
             fake.events.append(event)
         else:

@@ -250,12 +250,19 @@ ITEM = {
 def fake_stripe() -> Iterator[FakeStripe]:
     mug = {**ITEM, "id": "li_2", "description": "Mug", "quantity": 2}
     mug.update(amount_subtotal=2000, amount_total=2000)
-    session = parse_json(CHECKOUT.read_bytes())["data"]["object"]["id"]
+    session = parse_json(CHECKOUT.read_bytes())["data"]["object"]
+    paid_by = {"type": "link", "link": {"country": "FR"}}  # not the card the session offered
     fake = FakeStripe(
-        line_items={session: [ITEM, mug]},
+        line_items={session["id"]: [ITEM, mug]},
         sessions_by_payment_intent={"pi_1": "cs_found"},
+        payment_intents={
+            session["payment_intent"]: {
+                "id": session["payment_intent"], "object": "payment_intent",
+                "latest_charge": {"id": "ch_1", "payment_method_details": paid_by},
+            }
+        },
         page_size=1,
-    )
+    )  # fmt: skip
     with serve_fake_stripe(fake):
         yield fake
 
@@ -270,7 +277,10 @@ def test_checkout_line_items_are_fetched_while_mapping(fake_stripe: FakeStripe) 
     payload = parse_json(CHECKOUT.read_bytes())
     _customer, invoice = mapper.map_event(stripe_event(payload)).commands
     session = payload["data"]["object"]["id"]
-    assert fake_stripe.paths == [f"/v1/checkout/sessions/{session}/line_items"] * 2
+    assert fake_stripe.paths == [f"/v1/checkout/sessions/{session}/line_items"] * 2 + [
+        f"/v1/payment_intents/{payload['data']['object']['payment_intent']}"
+    ]
+    assert invoice.payload["payment_mode"] == 2  # link: a saved card
     assert [(i["title"], i["quantity"]) for i in invoice.payload["items"]] == [
         ("Affiche A2", "3"),
         ("Mug", "2"),

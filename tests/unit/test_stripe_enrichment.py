@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from bridge.mapping.enrichment import (
 from tests.support.fake_stripe import API_KEY, FakeStripe, serve_fake_stripe
 
 SESSION = "cs_test_a1"
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
 
 def _item(n: int, **extra: Any) -> dict[str, Any]:
@@ -130,3 +133,56 @@ def test_a_stripe_that_never_answers_times_out() -> None:
         with pytest.raises(EnrichmentError, match="APIConnectionError"):
             HttpStripeApi(url, API_KEY, timeout=0.5).checkout_line_items(SESSION)
     assert time.monotonic() - started < 15  # the 0.5 s timeout, with room for a loaded machine
+
+
+def _intents(golden: str) -> dict[str, Any]:
+    """The payment intents of a golden file, as Stripe sends them (its rate as a JSON number)."""
+    data = json.loads((GOLDEN / f"{golden}.json").read_text(encoding="utf-8"))
+    intents: dict[str, Any] = data["stripe"]["payment_intents"]
+    return intents
+
+
+def test_payment_details_name_the_method_used_and_the_euro_settlement(
+    stripe_fake: FakeStripe,
+) -> None:
+    stripe_fake.payment_intents.update(_intents("stripe_invoice.paid_usd_settled_in_eur_endive"))
+    details = _api(stripe_fake).payment_details("pi_1Rk3demoUsdCard0000000")
+    assert details == {
+        "method": "card",
+        "wallet": None,
+        "settlement": {"amount": 11040, "currency": "eur", "exchange_rate": Decimal("0.92")},
+    }
+    assert _floats(details) == []
+    (seen,) = stripe_fake.seen
+    assert seen.path == "/v1/payment_intents/pi_1Rk3demoUsdCard0000000"
+    expand = [v for k, vs in seen.query.items() if k.startswith("expand[") for v in vs]
+    assert expand == ["latest_charge.balance_transaction"]
+
+
+def test_payment_details_name_a_card_wallet(stripe_fake: FakeStripe) -> None:
+    stripe_fake.payment_intents.update(_intents("stripe_invoice.paid_card_apple_pay_endive"))
+    details = _api(stripe_fake).payment_details("pi_1Rk3demoCardApplePay00")
+    assert (details["method"], details["wallet"]) == ("card", "apple_pay")
+    assert details["settlement"] == {"amount": 5880, "currency": "eur", "exchange_rate": None}
+
+
+def test_an_intent_not_yet_charged_has_no_details(stripe_fake: FakeStripe) -> None:
+    (intent,) = _intents("stripe_invoice.paid_sepa_debit_endive").values()
+    stripe_fake.payment_intents[intent["id"]] = {
+        **intent,
+        "status": "processing",
+        "latest_charge": None,
+    }
+    details = _api(stripe_fake).payment_details(intent["id"])
+    assert details == {"method": None, "wallet": None, "settlement": None}
+
+
+def test_an_unknown_payment_intent_is_a_permanent_error(stripe_fake: FakeStripe) -> None:
+    with pytest.raises(StripeObjectMissingError, match=r"payment intent pi_gone: .*HTTP 404"):
+        _api(stripe_fake).payment_details("pi_gone")
+
+
+def test_payment_details_failures_are_retryable(stripe_fake: FakeStripe) -> None:
+    stripe_fake.status = 500
+    with pytest.raises(EnrichmentError, match=r"payment intent pi_1: APIError \(HTTP 500"):
+        _api(stripe_fake).payment_details("pi_1")
