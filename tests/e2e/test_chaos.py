@@ -3,15 +3,16 @@
 On SQLite the bridge is one ``serve`` process (web and worker); on PostgreSQL a ``web`` process and
 three worker processes. The sandbox runs as its own process and injects faults on writes: 10 % 503
 before the write, 5 % 502 after it, 5 % connection dropped after it, 5 % answered slower than the
-client's timeout after it. 1,000 Stripe sales (250 returning customers) and 100 full refunds are
-delivered signed, with 20 % duplicate deliveries, in shuffled order (so some refunds arrive before
-their sale). Shopify traffic rides along: 100 orders (API 2025-10 shapes, VAT included), 25 partial
-refunds (``refund_shipping_lines``) and 10 cancellations without refund, duplicated and shuffled
-the same way (so some cancellations and refunds arrive before their order). ``serve`` (SQLite) or a
-random worker (PostgreSQL) is SIGKILLed at random moments ten times and restarted. In the end the
-sandbox's ledger holds exactly one invoice per sale, with the amount paid, and one credit note per
-refund and per cancellation — all within ``RECOVERY_S`` of the last restart (the last kill waits
-for the tail of the work, with a command in flight: see ``_wait_for_the_tail``).
+client's timeout after it. 1,000 Stripe sales (250 returning French customers, VAT 20 % included)
+and 100 full refunds are delivered signed, with 20 % duplicate deliveries, in shuffled order (so
+some refunds arrive before their sale). Shopify traffic rides along: 100 orders (API 2025-10 shapes,
+VAT included), 25 partial refunds (``refund_shipping_lines``) and 10 cancellations without refund,
+duplicated and shuffled the same way (so some cancellations and refunds arrive before their order).
+``serve`` (SQLite) or a random worker (PostgreSQL) is SIGKILLed at random moments ten times and
+restarted. In the end the sandbox's ledger holds exactly one invoice per sale, with the amount paid
+and the VAT in it, and one credit note per refund (crediting that VAT) and per cancellation — all
+within ``RECOVERY_S`` of the last restart (the last kill waits for the tail of the work, with a
+command in flight: see ``_wait_for_the_tail``).
 
 Crash recovery does not wait for the lease (``BRIDGE_LEASE_SECONDS`` is the default, 120 s): on
 SQLite the restarted ``serve`` takes back its predecessor's claims as it starts; on PostgreSQL a live
@@ -46,6 +47,7 @@ from tests.support.bridge_procs import (
     sandbox_to_file,
     traffic,
 )
+from tests.support.stripe_shapes import vat_included
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -226,9 +228,19 @@ def test_chaos(database: str, workers: int, tmp_path: Path, request: pytest.Fixt
     assert len(customers) == 250 + 1
     assert max(customers.values()) == 1
     assert max(emails.values()) == 1  # never two customers for one e-mail
-    for invoice in invoices:  # every invoice equals to the cent what was paid
+    for invoice in invoices:  # every invoice equals to the cent what was paid, VAT 20 % included
         order = int(invoice["api_custom"].rsplit("_", 1)[1])
         assert Decimal(invoice["total_with_vat"]) == Decimal(amounts[order]) / 100
+        assert _vat(invoice) == Decimal(vat_included(amounts[order])) / 100
+    sales_by_id = {i["id"]: i for i in invoices}
+    for note in credit_notes:  # a full refund credits the sale's amount and VAT, no more
+        sale = sales_by_id[note["refund_id"]]
+        assert Decimal(note["total_with_vat"]) == -Decimal(sale["total_with_vat"])
+        assert _vat(note) == -_vat(sale)
+
+
+def _vat(document: dict[str, Any]) -> Decimal:
+    return Decimal(document["total_with_vat"]) - Decimal(document["total"])
 
 
 def _check_shopify(ledger: dict[str, Any], refunded: list[int], cancelled: list[int]) -> None:

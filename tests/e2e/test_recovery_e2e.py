@@ -27,7 +27,8 @@ from tests.support.bridge_procs import (
 from tests.support.fake_shopify import SHOP, TOKEN, FakeShopify, fake_shopify_server, order_node
 from tests.support.fake_stripe import API_KEY, FakeStripe, serve_fake_stripe
 from tests.support.recovery_kit import NOW, documents_by_key, stripe_sales
-from tests.support.webhooks import SHOPIFY_SECRET, ShopifyDelivery, fixture_bytes
+from tests.support.shopify_traffic import french_order
+from tests.support.webhooks import SHOPIFY_SECRET, ShopifyDelivery
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -36,8 +37,8 @@ STRIPE_SALES, SHOPIFY_SALES = 40, 30
 
 
 def _shopify_webhook(order_id: int) -> ShopifyDelivery:
-    order = json.loads(fixture_bytes("shopify/orders_paid.json"))
-    order.update(id=order_id, test=False, financial_status="paid")
+    order = french_order(order_id)
+    order.update(test=False, financial_status="paid")
     return ShopifyDelivery(json.dumps(order).encode(), shop=SHOP)
 
 
@@ -136,8 +137,9 @@ def test_backfill_after_a_gap_invoices_every_missed_sale_exactly_once(tmp_path: 
             assert sorted(found) == sorted(
                 ["missing", "duplicates", "amount_mismatches", "unrefunded", "orphans"]
             )
-            # the webhook copies of Shopify orders 5000-5009 carry the fixture's amounts, and the
-            # first document of a sale wins: those are amount mismatches against the API's order
+            # the webhook copies of Shopify orders 5000-5009 carry the authored order's amounts
+            # (66.20 EUR, VAT included), and the first document of a sale wins: those are amount
+            # mismatches against the API's order
             assert found["missing"] == found["duplicates"] == found["unrefunded"] == []
             assert found["orphans"] == []
             webhook_first = {str(5000 + i) for i in range(10)}

@@ -162,6 +162,7 @@ def test_the_installed_wheel_invoices_a_signed_webhook(
             time.sleep(0.2)
         assert len(invoices) == 1, (tmp_path / "serve.log").read_text()
         assert Decimal(str(invoices[0]["total_with_vat"])) == Decimal("19.99")
+        assert Decimal(str(invoices[0]["total"])) == Decimal("16.66")  # VAT 20 % included: 3.33
     finally:
         serve.terminate()
         serve.wait(60)

@@ -19,7 +19,7 @@ from bridge.mapping.engine import MappingEngine
 from bridge.mapping.stage import Stage
 from bridge.outbox.retry import RetryPolicy
 from tests.support.outbox_kit import runtime_for, sale
-from tests.support.webhooks import fixture_bytes
+from tests.support.webhooks import stripe_event
 
 
 class Outcome:
@@ -106,7 +106,7 @@ def test_each_event_ends_mapped_ignored_or_failed_and_a_fix_plus_replay_maps_it(
 def test_the_built_in_mappings_turn_a_stored_stripe_event_into_commands(db_url: str) -> None:
     with runtime_for(db_url) as runtime:
         inbox = Inbox(runtime.engine, busy_timeout=2.0)
-        body = fixture_bytes("stripe/event_invoice.paid.json")
+        body = stripe_event(event_id="evt_000000000000000000000000")
         inbox.store(
             Delivery(Source.STRIPE, "evt_000000000000000000000000", "invoice.paid", body),
             EventStatus.RECEIVED,
@@ -121,12 +121,12 @@ def test_the_built_in_mappings_turn_a_stored_stripe_event_into_commands(db_url: 
     assert rows[1].idempotency_key == "stripe:invoice:in_000000000000000000000000"
     assert rows[1].refs == {"customer_id": rows[0].idempotency_key}
     assert rows[1].meta["expected_total_with_vat"] == "20.00"
+    assert rows[1].payload["items"][0]["vat"] == "0.200"
     assert all(r.inbox_event_id == event.id for r in rows)
 
 
 def test_a_value_the_mapping_cannot_use_is_named_on_the_failed_event(db_url: str) -> None:
-    payload = json.loads(fixture_bytes("stripe/event_invoice.paid.json"))
-    payload["id"] = "evt_bad_amount"
+    payload = json.loads(stripe_event(event_id="evt_bad_amount"))
     payload["data"]["object"]["lines"]["data"][0]["amount"] = "20,00"
     with runtime_for(db_url) as runtime:
         inbox = Inbox(runtime.engine, busy_timeout=2.0)

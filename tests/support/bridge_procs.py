@@ -1,7 +1,8 @@
 """The bridge as real processes (``web`` + ``worker``s) and signed Stripe traffic, for e2e and bench.
 
 Sales and refunds are built from the fixtures' real Stripe events (``invoice.paid``,
-``charge.refunded``) with fresh ids, customers and amounts, and signed with Stripe's library.
+``charge.refunded``) with fresh ids, customers and amounts, and signed with Stripe's library; a
+sale is a French consumer's, VAT 20 % included in its amount.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import httpx
 
 from tests.support.procs import free_port, wait_http
 from tests.support.sandbox import FIRM_ID, KEY, LOGIN, USER_AGENT, SandboxProcess, sandbox_process
+from tests.support.stripe_shapes import french_vat_included
 from tests.support.webhooks import (
     SHOPIFY_SECRET,
     STRIPE_SECRET,
@@ -41,7 +43,8 @@ class Webhook:
 
 
 def stripe_sale(order: int, customer: str, cents: int, currency: str = "eur") -> Webhook:
-    """A paid Stripe invoice for ``order`` (EUR by default, one line, no tax) from the fixture."""
+    """A paid Stripe invoice for ``order`` from the fixture: one line of ``cents`` (EUR by default)
+    paid by a French consumer, VAT 20 % included (:func:`french_vat_included`)."""
     event = json.loads(fixture_bytes("stripe/event_invoice.paid.json"))
     event["id"] = f"evt_sale_{order:05d}"
     invoice = event["data"]["object"]
@@ -60,6 +63,7 @@ def stripe_sale(order: int, customer: str, cents: int, currency: str = "eur") ->
     )
     line = invoice["lines"]["data"][0]
     line.update(amount=cents, currency=currency, description=f"Order {order}")
+    event["data"]["object"] = french_vat_included(invoice)
     return Webhook(event["id"], json.dumps(event).encode())
 
 

@@ -228,7 +228,8 @@ def succeeded_intent(
 
 
 def paid_invoice_event(order: int, customer: str, cents: int, created: int) -> dict[str, Any]:
-    """An ``invoice.paid`` event for ``order`` from the fixture (see bridge_procs.stripe_sale)."""
+    """An ``invoice.paid`` event for ``order``: a French consumer's sale, VAT 20 % included
+    (see bridge_procs.stripe_sale)."""
     from tests.support.bridge_procs import stripe_sale
 
     event: dict[str, Any] = json.loads(stripe_sale(order, customer, cents).body)

@@ -38,9 +38,15 @@ def cancel_custom(n: int) -> str:
     return f"shopify:{SHOP}:cancel:{order_id(n)}"
 
 
-def _order(n: int, customers: int, *, cancelled: bool) -> bytes:
+def french_order(order_id: int) -> dict[str, Any]:
+    """The authored French order #2071 (taxes included, billed in FR) under ``order_id``."""
     order: dict[str, Any] = copy.deepcopy(_ORDER)
-    order["id"] = order_id(n)
+    order["id"] = order_id
+    return order
+
+
+def _order(n: int, customers: int, *, cancelled: bool) -> bytes:
+    order = french_order(order_id(n))
     order["name"] = f"#S{n:04d}"
     order["customer"]["id"] = 6_300_000_000_000_000_000 + n % customers
     if cancelled:

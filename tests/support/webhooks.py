@@ -12,6 +12,7 @@ from typing import Any
 import stripe
 
 from bridge.inbound.sources.shopify import sign as shopify_sign
+from tests.support.stripe_shapes import french_vat_included
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 STRIPE_SECRET = "whsec_test_secret"  # stripe-python's test secret (signature_vectors.json)
@@ -38,10 +39,16 @@ def stripe_header(body: bytes, secret: str = STRIPE_SECRET, timestamp: int | Non
 
 
 def stripe_event(event_type: str = "invoice.paid", event_id: str | None = None) -> bytes:
-    """The real ``invoice.paid`` event with a fresh id and the given type, re-serialised."""
+    """The real ``invoice.paid`` event with a fresh id and the given type, re-serialised, made a
+    French consumer's sale (20.00 EUR, VAT 20 % included: :func:`french_vat_included`)."""
     event = json.loads(fixture_bytes("stripe/event_invoice.paid.json"))
     event["id"] = event_id or f"evt_{uuid.uuid4().hex[:24]}"
     event["type"] = event_type
+    invoice = event["data"]["object"]
+    invoice["currency"] = "eur"
+    for line in invoice["lines"]["data"]:
+        line["currency"] = "eur"
+    event["data"]["object"] = french_vat_included(invoice)
     return json.dumps(event, indent=2).encode()
 
 

@@ -16,6 +16,7 @@ import pytest
 from bridge.config import Settings
 from bridge.inbound.events import InboundEvent, Source, parse_json
 from bridge.mapping.engine import MappingEngine, MappingError
+from tests.support.stripe_shapes import french_vat_included
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 INVOICE_PAID = "mappings/stripe/invoice.paid.yaml"
@@ -31,7 +32,8 @@ def mapper() -> MappingEngine:
 
 
 def stripe_invoice(lines: int = 3) -> dict[str, Any]:
-    """The fixture's paid invoice with its one line repeated ``lines`` times (totals kept right)."""
+    """The fixture's paid invoice with its one line repeated ``lines`` times (totals kept right),
+    paid by a French consumer, VAT 20 % included."""
     event: dict[str, Any] = parse_json(
         (FIXTURES / "stripe" / "event_invoice.paid.json").read_bytes()
     )
@@ -39,6 +41,7 @@ def stripe_invoice(lines: int = 3) -> dict[str, Any]:
     line = invoice["lines"]["data"][0]
     invoice["lines"]["data"] = [{**copy.deepcopy(line), "id": f"il_{i}"} for i in range(lines)]
     invoice["total"] = invoice["subtotal"] = line["amount"] * lines
+    event["data"]["object"] = french_vat_included(invoice)
     return event
 
 
