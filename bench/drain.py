@@ -5,11 +5,13 @@ in time, the bridge and the sandbox as real processes. Prints one JSON object.
                           [--workers 1] [--live 30]
 
 Phase 1 (not measured) delivers the customers, so that every order of phase 2 is from a returning
-customer; its first ``BRIDGE_SHAPE_CONFIRMATIONS`` (20) invoices confirm their shape (EUR, no VAT)
-on the sandbox. Then ``--new-shape`` orders in another currency (USD: a shape not yet confirmed)
-measure what a draft checked before it is finalised costs. Phase 2 posts ``--orders`` signed Stripe
-``invoice.paid`` webhooks (the confirmed shape) as fast as the bridge takes them, then waits for
-every invoice. Figures:
+customer; its first ``BRIDGE_SHAPE_CONFIRMATIONS`` (20) invoices confirm their shape (EUR, VAT 20 %
+included: every sale is a French consumer's) on the sandbox; an amount whose VAT cannot be exactly
+20 % of a base in cents (one in six) adds a 0 % "Écart d'arrondi de TVA" line, another shape whose
+first invoices go through a draft in phase 2. Then ``--new-shape`` orders in another currency (USD:
+a shape not yet confirmed) measure what a draft checked before it is finalised costs. Phase 2 posts
+``--orders`` signed Stripe ``invoice.paid`` webhooks (the confirmed shape) as fast as the bridge
+takes them, then waits for every invoice. Figures:
 
 - ``new_shape_calls_per_invoice``: requests per invoice of a shape not yet confirmed (draft, then
   finalise: goal 2.0), and ``new_shape_vs_confirmed``, its ratio to phase 2's figure;
