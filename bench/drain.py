@@ -5,10 +5,10 @@ in time, the bridge and the sandbox as real processes. Prints one JSON object.
                           [--workers 1] [--live 30]
 
 Phase 1 (not measured) delivers the customers, so that every order of phase 2 is from a returning
-customer; its first ``BRIDGE_SHAPE_CONFIRMATIONS`` (20) invoices confirm their shape (EUR, VAT 20 %
-included: every sale is a French consumer's) on the sandbox; an amount whose VAT cannot be exactly
-20 % of a base in cents (one in six) adds a 0 % "Écart d'arrondi de TVA" line, another shape whose
-first invoices go through a draft in phase 2. Then ``--new-shape`` orders in another currency (USD:
+customer; its invoices confirm on the sandbox the two shapes phase 2's sales have (EUR, VAT 20 %
+included: every sale is a French consumer's; an amount whose VAT cannot be exactly 20 % of a base in
+cents, one in six, adds a 0 % "Écart d'arrondi de TVA" line: a second shape), at least
+``BRIDGE_SHAPE_CONFIRMATIONS`` (20) each with the default 50 customers. Then ``--new-shape`` orders in another currency (USD:
 a shape not yet confirmed) measure what a draft checked before it is finalised costs. Phase 2 posts
 ``--orders`` signed Stripe ``invoice.paid`` webhooks (the confirmed shape) as fast as the bridge
 takes them, then waits for every invoice. Figures:
@@ -121,8 +121,11 @@ def main() -> None:
         )
         with running_bridge(env, work / "logs", args.workers) as bridge:
             # Phase 1: the customers, once (each sale's customer.ensure is keyed by customer).
+            # 10.00 and 10.05: both shapes of phase 2's sales (10.05's VAT needs the 0 % "Écart
+            # d'arrondi de TVA" line), each confirmed by half the customers' first invoices.
             warm = [
-                stripe_sale(100_000 + c, f"cus_drain_{c:04d}", 1000) for c in range(args.customers)
+                stripe_sale(100_000 + c, f"cus_drain_{c:04d}", 1005 if c % 2 else 1000)
+                for c in range(args.customers)
             ]
             post_all(bridge.url, warm)
             _wait_done(db_url, 2 * args.customers, timeout=3600)
