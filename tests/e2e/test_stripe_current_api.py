@@ -68,7 +68,7 @@ def test_current_api_refund_and_delayed_checkout_through_real_processes(tmp_path
         line_items=checkout_golden["stripe"]["line_items"],
         payment_intents={
             sale_intent: succeeded_intent(sale_intent, "card", invoice["amount_paid"]),
-            paid_intent: succeeded_intent(paid_intent, "sepa_debit", 3000, "usd"),
+            paid_intent: succeeded_intent(paid_intent, "sepa_debit", 3000, "eur"),
         },
     )
     with serve_fake_stripe(fake), sandbox_to_file(tmp_path / "sandbox.log") as sandbox:
