@@ -239,8 +239,10 @@ class MappingEngine:
 
     def _customer_metafields(self, spec: MappingSpec, customer: Any, shop: str | None) -> Any:
         """The customer's metafields named in the file's tables; null without a Shopify look-up."""
+        if self.shopify_lookup is None:
+            return None
         metafields = metafields_of(spec.tables)
-        if self.shopify_lookup is None or not metafields:
+        if not metafields:
             return None
         try:
             gid = customer_gid(customer)
