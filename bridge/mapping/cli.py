@@ -104,7 +104,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     differ = 0
     for sample in read_samples(args.samples):
-        engine.stripe_api = sample.stripe_api()
+        sample.use_lookups(engine)
         got = outcome_json(engine, sample.event())
         same = got == sample.expected
         differ += not same

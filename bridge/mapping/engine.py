@@ -2,7 +2,7 @@
 
 Mapping files (``mappings/<source>/<event>.yaml``, overridable per file through
 ``BRIDGE_MAPPINGS_DIR``) are loaded and validated once; :meth:`MappingEngine.map_event` is then
-pure, apart from the Stripe look-ups a file asks for with ``enrich:``. Every command's texts are
+pure, apart from the Stripe and Shopify look-ups a file asks for with ``enrich:``. Every command's texts are
 cleaned on the way out (:mod:`bridge.mapping.sanitize`).
 
 Errors::
@@ -10,6 +10,7 @@ Errors::
     MappingConfigError   a mapping file is invalid (at load: the file, the key, the problem)
     MappingError         this event cannot be mapped: the event is marked failed, with the message
     EnrichmentError      the Stripe API could not be reached: retry the mapping later
+    ShopifyLookupError   the Shopify Admin API could not be reached: retry the mapping later
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ from bridge.mapping.files import BUILTIN_DIR, BUILTIN_PACKAGE, all_mapping_files
 from bridge.mapping.functions import FunctionError, MappingFunctions
 from bridge.mapping.paths import BadValueError, event_roots, output_field
 from bridge.mapping.sanitize import sanitized
+from bridge.mapping.shopify_lookup import (
+    HttpShopifyLookup,
+    ShopifyLookup,
+    customer_gid,
+    metafields_of,
+)
 from bridge.mapping.spec import (
     Deployment,
     Expr,
@@ -92,6 +99,7 @@ class MappingEngine:
         stripe_api: StripeApi | None = None,
         *,
         deployment: Deployment | None = None,
+        shopify_lookup: ShopifyLookup | None = None,
     ) -> None:
         deployment = deployment or Deployment()
         self._loaded = {
@@ -99,6 +107,7 @@ class MappingEngine:
             for key, spec in specs.items()
         }
         self.stripe_api = stripe_api
+        self.shopify_lookup = shopify_lookup
 
     @classmethod
     def load(
@@ -108,7 +117,8 @@ class MappingEngine:
 
         Without ``stripe_api``, one talking to ``STRIPE_API_BASE`` is made when ``STRIPE_API_KEY``
         is set (and ``network`` is true); otherwise mappings that need Stripe look-ups fail the
-        event with a clear message.
+        event with a clear message. Likewise a Shopify look-up is made when ``SHOPIFY_ADMIN_TOKEN``
+        and ``SHOPIFY_SHOP_DOMAIN`` are set; without one, ``customer_metafields`` is null.
         """
         user_dir = settings.mappings_dir
         if user_dir is not None and not user_dir.is_dir():
@@ -131,7 +141,10 @@ class MappingEngine:
             line_nature=settings.line_nature,
             registry=registry_from_settings(settings) if network else None,
         )
-        return cls(specs, settings.timezone, stripe_api, deployment=deployment)
+        shopify = HttpShopifyLookup.from_settings(settings) if network else None
+        return cls(
+            specs, settings.timezone, stripe_api, deployment=deployment, shopify_lookup=shopify
+        )
 
     @property
     def files(self) -> dict[tuple[str, str], Path]:
@@ -178,7 +191,7 @@ class MappingEngine:
             if _truthy(ev(rule.when, ctx)):
                 raise MappingError(f"{spec.path}: {rule.message}")
         for name, expr in spec.enrich.items():
-            ctx[name] = self._enrich(spec, name, ev(expr, ctx))
+            ctx[name] = self._enrich(spec, name, ev(expr, ctx), event.shop_domain)
         for rule in spec.skip_found:
             if _truthy(ev(rule.when, ctx)):
                 return MappingOutcome([], rule.message)
@@ -189,9 +202,11 @@ class MappingEngine:
             raise MappingError(f"{spec.path}: {exc}") from None
         return MappingOutcome(commands, outcome.skipped)
 
-    def _enrich(self, spec: MappingSpec, name: str, argument: Any) -> Any:
+    def _enrich(self, spec: MappingSpec, name: str, argument: Any, shop: str | None) -> Any:
         if argument in (None, "", False):
             return None
+        if name == "customer_metafields":
+            return self._customer_metafields(spec, argument, shop)
         if name == "charge_refund":  # [charge, amount_refunded, previous, embedded refunds]
             if not isinstance(argument, list) or len(argument) != 4:
                 raise MappingError(f"{spec.path}: enrich.{name}: expected a list of 4 values")
@@ -221,6 +236,19 @@ class MappingEngine:
             case "payment_details":
                 return api.payment_details(str(argument))
         return api.checkout_session_for_payment_intent(str(argument))
+
+    def _customer_metafields(self, spec: MappingSpec, customer: Any, shop: str | None) -> Any:
+        """The customer's metafields named in the file's tables; null without a Shopify look-up."""
+        if self.shopify_lookup is None:
+            return None
+        metafields = metafields_of(spec.tables)
+        if not metafields:
+            return None
+        try:
+            gid = customer_gid(customer)
+        except ValueError as exc:
+            raise MappingError(f"{spec.path}: enrich.customer_metafields: {exc}") from None
+        return self.shopify_lookup.customer_metafields(shop, gid, metafields)
 
 
 # Look-ups a mapping can do without: with no STRIPE_API_KEY their value is null. The shared

@@ -1,9 +1,9 @@
 """Sample events with their expected outcome: the golden files, shared by tests and ``mappings check``.
 
 A golden file (``tests/golden/*.json``) names a stored payload, how it arrives (source, event type,
-shop domain), what a Stripe look-up would answer, and the outcome the built-in mappings give:
-commands, a skip reason, or an error. :class:`FixedStripeApi` answers look-ups from the file, so
-mapping a sample needs neither network nor database.
+shop domain), what a Stripe or Shopify look-up would answer, and the outcome the built-in mappings
+give: commands, a skip reason, or an error. :class:`FixedStripeApi` and :class:`FixedShopifyLookup`
+answer look-ups from the file, so mapping a sample needs neither network nor database.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from bridge.inbound.events import InboundEvent, Source, parse_json
 from bridge.mapping.engine import MappingEngine, MappingError
 from bridge.mapping.enrichment import payment_details_of
+from bridge.mapping.shopify_lookup import CUSTOMER_GID, Metafields
 
 SHOP_HEADER = "x-shopify-shop-domain"
 
@@ -73,6 +74,25 @@ class FixedStripeApi:
         return payment_details_of(self.payment_intents.get(payment_intent, {}))
 
 
+class FixedShopifyLookup:
+    """The Shopify look-ups, answered from fixed data: a golden file's ``shopify`` object,
+    ``{"metafields": {"<customer id>": {"custom.vat_number": "DE…"}}}``; a customer not listed
+    does not exist."""
+
+    def __init__(self, metafields: dict[str, dict[str, str]] | None = None) -> None:
+        self.metafields = metafields or {}
+        self.calls: list[str] = []
+
+    def customer_metafields(
+        self, shop: str | None, customer: str, metafields: Metafields
+    ) -> dict[str, str | None] | None:
+        self.calls.append(f"customer_metafields:{customer}")
+        found = self.metafields.get(customer.removeprefix(CUSTOMER_GID))
+        if found is None:
+            return None
+        return {name: found.get(f"{ns}.{key}") for name, (ns, key) in metafields.items()}
+
+
 @dataclass
 class Sample:
     path: Path  # the golden file
@@ -82,6 +102,7 @@ class Sample:
     shop: str | None = None
     unwrap: str | None = None  # a REST example's wrapper key ("order")
     stripe: dict[str, Any] = field(default_factory=dict)
+    shopify: dict[str, Any] | None = None  # what the Shopify look-ups answer (none: no token)
     expected: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -96,6 +117,7 @@ class Sample:
             shop=data.get("shop"),
             unwrap=data.get("unwrap"),
             stripe=parse_json(text).get("stripe") or {},  # exact: a rate stays a Decimal
+            shopify=data.get("shopify"),
             expected=data.get("expected") or {},
         )
 
@@ -116,6 +138,12 @@ class Sample:
 
     def stripe_api(self) -> FixedStripeApi:
         return FixedStripeApi.of(self.stripe)
+
+    def use_lookups(self, engine: MappingEngine) -> None:
+        """Make ``engine`` answer look-ups as this sample says (no Shopify look-up unless given)."""
+        engine.stripe_api = self.stripe_api()
+        shopify = self.shopify
+        engine.shopify_lookup = None if shopify is None else FixedShopifyLookup(**shopify)
 
 
 def outcome_json(engine: MappingEngine, event: InboundEvent) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from jmespath.parser import ParsedResult
 from bridge.mapping.files import mapping_file
 from bridge.mapping.functions import FRENCH_VAT_RATES, FUNCTION_NAMES
 from bridge.mapping.mentions import MENTIONS
+from bridge.mapping.shopify_lookup import metafields_of
 
 KINDS = ("sale", "credit_note", "refund", "cancel", "customer_update")
 LINE_KEYS = {
@@ -70,6 +71,7 @@ ENRICHERS = (
     "credit_note_of_refund",
     "charge_refund",
     "payment_details",
+    "customer_metafields",
 )
 
 
@@ -289,6 +291,11 @@ class _Compiler:
         tables = data.get("tables") or {}
         if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
             raise self.fail("tables", "must map table names to mappings of key: value")
+        if "customer_metafields" in enrich:
+            try:
+                metafields_of(tables)
+            except ValueError as exc:
+                raise self.fail("enrich.customer_metafields", str(exc)) from None
         return MappingSpec(
             path=self.path,
             kind=kind,

@@ -42,6 +42,7 @@ class ShopifyAdmin:
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        attempts: int = ATTEMPTS,
     ) -> None:
         self._client = httpx.Client(
             headers={"X-Shopify-Access-Token": token, "Content-Type": "application/json"},
@@ -50,6 +51,7 @@ class ShopifyAdmin:
         )
         self._url = url
         self._sleep = sleep
+        self._attempts = attempts  # 1: no retry here (the mapping stage retries the event)
         self._need = Decimal(0)  # points the next query is expected to cost
         self._available: Decimal | None = None
         self._restore = Decimal(50)
@@ -85,7 +87,8 @@ class ShopifyAdmin:
 
     def query(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
         """The ``data`` of one GraphQL query, within the cost limit."""
-        for attempt in range(1, ATTEMPTS + 1):
+        last = self._attempts
+        for attempt in range(1, last + 1):
             self._wait_for_bucket()
             self.calls += 1
             try:
@@ -93,11 +96,11 @@ class ShopifyAdmin:
                     self._url, json={"query": document, "variables": variables}
                 )
             except httpx.HTTPError as exc:
-                if attempt == ATTEMPTS:
+                if attempt == last:
                     raise ShopifyApiError(f"shopify graphql: {type(exc).__name__}") from None
                 self._pause(2.0**attempt)
                 continue
-            if response.status_code in (429, 502, 503, 504, 520) and attempt < ATTEMPTS:
+            if response.status_code in (429, 502, 503, 504, 520) and attempt < last:
                 retry_after = response.headers.get("retry-after")
                 self._pause(float(retry_after) if retry_after else 2.0**attempt)
                 continue
@@ -108,7 +111,7 @@ class ShopifyAdmin:
                 raise ShopifyApiError("shopify graphql: the answer is not a JSON object")
             self._note_cost(body.get("extensions"))
             errors = body.get("errors") or []
-            if any(_code(e) == "THROTTLED" for e in errors) and attempt < ATTEMPTS:
+            if any(_code(e) == "THROTTLED" for e in errors) and attempt < last:
                 continue  # the bucket status just read says how long to wait
             if errors:
                 raise ShopifyApiError(f"shopify graphql: {_messages(errors)}")
@@ -116,7 +119,7 @@ class ShopifyAdmin:
             if not isinstance(data, dict):
                 raise ShopifyApiError("shopify graphql: no data in the answer")
             return data
-        raise ShopifyApiError("shopify graphql: still throttled after several attempts")
+        raise ShopifyApiError(f"shopify graphql: still throttled after {last} attempt(s)")
 
     def _note_cost(self, extensions: Any) -> None:
         cost = extensions.get("cost") if isinstance(extensions, dict) else None

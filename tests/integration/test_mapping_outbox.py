@@ -23,7 +23,7 @@ def test_every_golden_outcome_is_storable_and_stored_once(engine: Engine) -> Non
     keys: set[str] = set()
     for _ in range(2):  # a redelivery maps to the same keys: nothing more is stored
         for sample in read_samples(GOLDEN):
-            mapper.stripe_api = sample.stripe_api()
+            sample.use_lookups(mapper)
             outcome = mapper.map_event(sample.event()) if "error" not in sample.expected else None
             if outcome is None:
                 continue

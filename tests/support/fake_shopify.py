@@ -7,6 +7,10 @@ answer has ``extensions.cost`` as Shopify documents it: ``requestedQueryCost`` (
 per order asked for), ``actualQueryCost`` and ``throttleStatus`` (``maximumAvailable``,
 ``currentlyAvailable``, ``restoreRate`` points per second); a query costing more than is available
 gets a ``THROTTLED`` error and no data, as the real API does.
+
+It also answers ``customer(id:)`` with aliased ``metafield(namespace:, key:) { value }`` fields
+(``metafields``: values by customer gid and ``namespace.key``; ``customer: null`` for a customer it
+does not know, as Shopify does). ``failures`` answers that many next requests with HTTP 503.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from tests.support.procs import free_port
 TOKEN = "shpat_fake_token"
 SHOP = "fake-shop.myshopify.com"
 _SINCE = re.compile(r"updated_at:>='([^']+)'")
+_METAFIELD = re.compile(r"(\w+): metafield\(namespace: \$(\w+), key: \$(\w+)\)")
 
 
 @dataclass
@@ -37,6 +42,9 @@ class FakeShopify:
     url: str = ""
     orders: list[dict[str, Any]] = field(default_factory=list)  # GraphQL order nodes
     subscriptions: list[dict[str, Any]] = field(default_factory=list)  # {id, topic, uri}
+    metafields: dict[str, dict[str, str]] = field(default_factory=dict)  # gid -> ns.key -> value
+    queries: list[dict[str, Any]] = field(default_factory=list)  # customer queries' variables
+    failures: int = 0  # the next N requests get HTTP 503
     maximum: float = 1000.0
     restore_rate: float = 50.0
     available: float = 1000.0
@@ -76,6 +84,8 @@ class FakeShopify:
                     },
                     "extensions": {"cost": self._cost(cost, 2 + len(page))},
                 }
+            if "customer(id:" in str(body.get("query")):
+                return self._customer(str(body["query"]), variables)
             if "orders(" not in str(body.get("query")):
                 return {"errors": [{"message": "unsupported query"}]}
             nodes, info = self._orders(first, variables.get("after"), variables.get("query"))
@@ -84,6 +94,18 @@ class FakeShopify:
                 "data": {"orders": {"nodes": nodes, "pageInfo": info}},
                 "extensions": {"cost": self._cost(cost, 2 + len(nodes))},
             }
+
+    def _customer(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        self.queries.append(variables)
+        known = self.metafields.get(str(variables.get("id")))
+        customer = None
+        if known is not None:
+            customer = {}
+            for alias, namespace, key in _METAFIELD.findall(query):
+                value = known.get(f"{variables[namespace]}.{variables[key]}")
+                customer[alias] = None if value is None else {"value": value}
+        self.available -= 1
+        return {"data": {"customer": customer}, "extensions": {"cost": self._cost(1, 1)}}
 
     def _cost(self, requested: int, actual: int) -> dict[str, Any]:
         return {
@@ -118,6 +140,11 @@ def _handler(fake: FakeShopify) -> type[BaseHTTPRequestHandler]:
                 return
             if self.headers.get("X-Shopify-Access-Token") != fake.token:
                 self._send(401, {"errors": "[API] Invalid API key or access token"})
+                return
+            with fake.lock:
+                failing, fake.failures = fake.failures > 0, max(0, fake.failures - 1)
+            if failing:
+                self._send(503, {"errors": "Service Unavailable"})
                 return
             length = int(self.headers.get("Content-Length") or 0)
             self._send(200, fake.answer(json.loads(self.rfile.read(length))))

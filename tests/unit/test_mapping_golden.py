@@ -33,7 +33,7 @@ def mapper() -> MappingEngine:
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.path.stem for s in SAMPLES])
 def test_sample_maps_to_expected(mapper: MappingEngine, sample: Sample) -> None:
-    mapper.stripe_api = sample.stripe_api()
+    sample.use_lookups(mapper)
     got = outcome_json(mapper, sample.event())
     if os.environ.get("UPDATE_GOLDEN"):
         data = json.loads(sample.path.read_text(encoding="utf-8"))
