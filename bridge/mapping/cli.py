@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.config import Settings
+from bridge.config import ConfigError, Settings
 from bridge.inbound.events import InboundEvent, Source, parse_json
 
 EXIT_INVALID = 1
@@ -90,7 +90,7 @@ def cmd_map(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from bridge.mapping.engine import MappingConfigError
-    from bridge.mapping.samples import outcome_json, read_samples
+    from bridge.mapping.samples import SampleEngines, outcome_json, read_samples
 
     try:
         engine = _engine(settings)
@@ -103,9 +103,19 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no samples folder {args.samples}: only the files were checked")
         return 0
     differ = 0
-    for sample in read_samples(args.samples):
-        sample.use_lookups(engine)
-        got = outcome_json(engine, sample.event())
+    engines = SampleEngines(settings)  # a sample may name settings of its own
+    try:
+        samples = read_samples(args.samples)
+    except ValueError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    for sample in samples:
+        try:
+            sample_engine = engines.for_sample(sample)
+        except (ValueError, ConfigError, MappingConfigError) as exc:  # its settings are not valid
+            print(f"invalid: {sample.path.name}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+        got = outcome_json(sample_engine, sample.event())
         same = got == sample.expected
         differ += not same
         what = (

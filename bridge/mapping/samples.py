@@ -4,6 +4,11 @@ A golden file (``tests/golden/*.json``) names a stored payload, how it arrives (
 shop domain), what a Stripe or Shopify look-up would answer, and the outcome the built-in mappings
 give: commands, a skip reason, or an error. :class:`FixedStripeApi` and :class:`FixedShopifyLookup`
 answer look-ups from the file, so mapping a sample needs neither network nor database.
+
+A golden file may name settings its outcome depends on, by their environment names
+(``"settings": {"BRIDGE_VAT_REGIME": "franchise"}``): the sample is mapped with the settings in use
+overridden by those (:meth:`Sample.settings_over`); :class:`SampleEngines` loads one engine per
+distinct set. Files without ``settings`` are mapped with the settings in use as they are.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bridge.config import Settings
 from bridge.inbound.events import InboundEvent, Source, parse_json
 from bridge.mapping.engine import MappingEngine, MappingError
 from bridge.mapping.enrichment import payment_details_of
 from bridge.mapping.shopify_lookup import CUSTOMER_GID, Metafields
 
 SHOP_HEADER = "x-shopify-shop-domain"
+# Settings by environment name (BRIDGE_OSS) -> field name (oss)
+_SETTING_NAMES = {field.alias or name: name for name, field in Settings.model_fields.items()}
 
 
 class FixedStripeApi:
@@ -104,11 +112,18 @@ class Sample:
     stripe: dict[str, Any] = field(default_factory=dict)
     shopify: dict[str, Any] | None = None  # what the Shopify look-ups answer (none: no token)
     expected: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)  # by environment name
 
     @classmethod
     def read(cls, path: Path) -> Sample:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text)
+        settings = data.get("settings") or {}
+        if not isinstance(settings, dict) or set(settings) - set(_SETTING_NAMES):
+            raise ValueError(
+                f"{path.name}: settings must be an object of known settings by their environment "
+                f"names (BRIDGE_VAT_REGIME…), not {settings!r}"
+            )
         return cls(
             path=path,
             fixture=(path.parent / data["fixture"]).resolve(),
@@ -119,7 +134,15 @@ class Sample:
             stripe=parse_json(text).get("stripe") or {},  # exact: a rate stays a Decimal
             shopify=data.get("shopify"),
             expected=data.get("expected") or {},
+            settings={name: str(value) for name, value in settings.items()},
         )
+
+    def settings_over(self, base: Settings) -> Settings:
+        """``base`` with this sample's settings on top (``base`` itself when it names none)."""
+        if not self.settings:
+            return base
+        changes = {_SETTING_NAMES[name]: value for name, value in self.settings.items()}
+        return Settings(**{**base.model_dump(), **changes})
 
     def event(self) -> InboundEvent:
         payload = parse_json(self.fixture.read_bytes())
@@ -144,6 +167,24 @@ class Sample:
         engine.stripe_api = self.stripe_api()
         shopify = self.shopify
         engine.shopify_lookup = None if shopify is None else FixedShopifyLookup(**shopify)
+
+
+class SampleEngines:
+    """The engines that map samples: one per distinct set of sample settings over ``base``."""
+
+    def __init__(self, base: Settings) -> None:
+        self.base = base
+        self._engines: dict[tuple[tuple[str, str], ...], MappingEngine] = {}
+
+    def for_sample(self, sample: Sample) -> MappingEngine:
+        """The engine for ``sample``, its look-ups answered from the sample."""
+        which = tuple(sorted(sample.settings.items()))
+        if which not in self._engines:
+            settings = sample.settings_over(self.base)
+            self._engines[which] = MappingEngine.load(settings, network=False)
+        engine = self._engines[which]
+        sample.use_lookups(engine)
+        return engine
 
 
 def outcome_json(engine: MappingEngine, event: InboundEvent) -> dict[str, Any]:

@@ -10,20 +10,19 @@ from sqlalchemy.orm import Session
 
 from bridge.config import Settings
 from bridge.db.models import OutboxCommand
-from bridge.mapping.engine import MappingEngine
-from bridge.mapping.samples import read_samples
+from bridge.mapping.samples import SampleEngines, read_samples
 from bridge.outbox.enqueue import enqueue
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
 
 def test_every_golden_outcome_is_storable_and_stored_once(engine: Engine) -> None:
-    mapper = MappingEngine.load(Settings(), network=False)
+    engines = SampleEngines(Settings())
     now = datetime(2026, 6, 1, tzinfo=UTC)
     keys: set[str] = set()
     for _ in range(2):  # a redelivery maps to the same keys: nothing more is stored
         for sample in read_samples(GOLDEN):
-            sample.use_lookups(mapper)
+            mapper = engines.for_sample(sample)
             outcome = mapper.map_event(sample.event()) if "error" not in sample.expected else None
             if outcome is None:
                 continue

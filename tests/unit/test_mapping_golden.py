@@ -1,12 +1,15 @@
 """Golden tests: every sale and refund payload in the fixtures maps to the expected commands.
 
 Each ``tests/golden/*.json`` names a payload, how it arrives, and the reviewed outcome (commands,
-skip reason, or error). To re-record after an intended change: ``UPDATE_GOLDEN=1 pytest
+skip reason, or error). A file may name the settings its case needs (``"settings":
+{"BRIDGE_VAT_REGIME": "franchise"}``): it is mapped by an engine loaded with them, one engine per
+distinct set. To re-record after an intended change: ``UPDATE_GOLDEN=1 pytest
 tests/unit/test_mapping_golden.py``, then review the diff like code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from decimal import Decimal
@@ -17,7 +20,7 @@ import pytest
 from bridge.config import Settings
 from bridge.facturation.totals import compute_totals
 from bridge.mapping.engine import MappingEngine
-from bridge.mapping.samples import Sample, outcome_json, read_samples
+from bridge.mapping.samples import Sample, SampleEngines, outcome_json, read_samples
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
 SAMPLES = read_samples(GOLDEN_DIR)
@@ -27,14 +30,13 @@ SALE_OR_REFUND = ("orders_", "refunds_", "rest_order", "rest_refund", "invoice.p
 
 
 @pytest.fixture(scope="module")
-def mapper() -> MappingEngine:
-    return MappingEngine.load(Settings(), network=False)
+def engines() -> SampleEngines:
+    return SampleEngines(Settings())
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.path.stem for s in SAMPLES])
-def test_sample_maps_to_expected(mapper: MappingEngine, sample: Sample) -> None:
-    sample.use_lookups(mapper)
-    got = outcome_json(mapper, sample.event())
+def test_sample_maps_to_expected(engines: SampleEngines, sample: Sample) -> None:
+    got = outcome_json(engines.for_sample(sample), sample.event())
     if os.environ.get("UPDATE_GOLDEN"):
         data = json.loads(sample.path.read_text(encoding="utf-8"))
         data["expected"] = got
@@ -85,3 +87,32 @@ def test_credit_note_and_charge_refund_share_the_refund_key() -> None:
     assert credit["key"] == "stripe:refund:re_1Rk2demoPartial00000000"
     refund = by_name["stripe_charge.refunded_checkout_full"].expected["commands"][0]
     assert refund["key"].startswith("stripe:refund:re_")
+
+
+def test_a_sample_with_settings_is_mapped_with_them() -> None:
+    """Without its settings a franchise sample maps otherwise (every taxed sale changes); so does
+    a sale at rates that are France's too with BRIDGE_OSS (it stays French VAT without)."""
+    named = [s for s in SAMPLES if s.settings]
+    default = SampleEngines(Settings())
+    differ = {
+        s.path.stem
+        for s in named
+        if outcome_json(default.for_sample(dataclasses.replace(s, settings={})), s.event())
+        != s.expected
+    }
+    franchise = {s.path.stem for s in named if s.settings.get("BRIDGE_VAT_REGIME") == "franchise"}
+    assert franchise
+    assert franchise <= differ
+    assert any("BRIDGE_OSS" in s.settings for s in named if s.path.stem in differ)
+
+
+def test_a_golden_file_names_known_settings_only(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    body = {"fixture": "x.json", "source": "stripe", "event_type": "invoice.paid"}
+    path.write_text(json.dumps({**body, "settings": {"BRIDGE_OSS_ON": "true"}}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"x\.json: settings must be an object of known settings"):
+        Sample.read(path)
+    path.write_text(json.dumps({**body, "settings": {"BRIDGE_OSS": "true"}}), encoding="utf-8")
+    sample = Sample.read(path)
+    assert sample.settings_over(Settings()).oss is True
+    assert Settings().oss is False

@@ -13,7 +13,7 @@ from bridge.facturation.totals import compute_totals
 from bridge.inbound.events import InboundEvent, Source, parse_json
 from bridge.mapping.engine import MappingConfigError, MappingEngine, MappingError
 from bridge.mapping.mentions import MENTIONS, missing_mention
-from bridge.mapping.samples import Sample, read_samples
+from bridge.mapping.samples import Sample, SampleEngines, read_samples
 from bridge.outbox.commands import CommandKind
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
@@ -30,11 +30,6 @@ def franchise() -> MappingEngine:
     return MappingEngine.load(Settings(BRIDGE_VAT_REGIME="franchise"), network=False)
 
 
-@pytest.fixture(scope="module")
-def normal() -> MappingEngine:
-    return MappingEngine.load(Settings(), network=False)
-
-
 def test_the_regime_is_normal_by_default_and_checked() -> None:
     assert Settings().vat_regime == "normal"
     assert Settings(BRIDGE_VAT_REGIME="franchise").vat_regime == "franchise"
@@ -42,12 +37,23 @@ def test_the_regime_is_normal_by_default_and_checked() -> None:
         Settings(BRIDGE_VAT_REGIME="micro")
 
 
+@pytest.fixture(scope="module")
+def franchise_engines() -> SampleEngines:
+    return SampleEngines(Settings(BRIDGE_VAT_REGIME="franchise"))
+
+
+@pytest.fixture(scope="module")
+def normal_engines() -> SampleEngines:
+    return SampleEngines(Settings())
+
+
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.path.stem for s in SAMPLES])
 def test_under_franchise_every_document_is_at_zero_for_what_was_paid(
-    franchise: MappingEngine, normal: MappingEngine, sample: Sample
+    franchise_engines: SampleEngines, normal_engines: SampleEngines, sample: Sample
 ) -> None:
-    sample.use_lookups(franchise)
-    sample.use_lookups(normal)
+    # with the sample's own settings (BRIDGE_OSS…), the regime aside
+    franchise = franchise_engines.for_sample(sample)
+    normal = normal_engines.for_sample(sample)
     try:
         got = franchise.map_event(sample.event())
     except MappingError:  # an event refused under franchise is refused in the normal regime too
