@@ -205,8 +205,9 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
     if spec.skip_zero and charged == 0:
         return Outcome([], "zero-amount invoice (a trial or a 100 % discount): not invoiced")
     payload = _fields(spec.invoice_fields, ev, ctx)
-    apply_case(tax_case(spec, ev, ctx, customer, lines), payload, customer)
     payload["currency"] = _text(spec, ev, ctx, "currency").upper()
+    case, lines = tax_case(spec, ev, ctx, customer, lines, currency=payload["currency"])
+    apply_case(case, payload, customer)
     payload["items"] = _items(spec, lines, payload["currency"], negate=False)
     customer_key = f"customer:{binding}"
     invoice_key = _text(spec, ev, ctx, "key")

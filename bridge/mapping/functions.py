@@ -190,11 +190,16 @@ def vat_rate(
             return "0.000"
         raise FunctionError(f"tax {tax_d} on a zero base")
     best = min(known, key=lambda r: abs(tax_d - base_d * r))
-    unit = Decimal(1).scaleb(-currency_exponent(currency))
-    tolerance = unit * Decimal("1.5") + abs(base_d) * Decimal("0.0005")
-    if abs(tax_d - base_d * best) > tolerance:
+    if not rate_fits(tax_d, base_d, best, currency):
         raise FunctionError(f"tax {tax_d} on base {base_d} is not one of the known VAT rates")
     return str(best.quantize(VAT_QUANTUM))
+
+
+def rate_fits(tax: Decimal, base: Decimal, rate: Decimal, currency: str) -> bool:
+    """``tax`` is ``base * rate`` as a source rounding each line in ``currency`` may have made it
+    (off by a unit or so of the currency, or 0.05 % of the base)."""
+    unit = Decimal(1).scaleb(-currency_exponent(currency))
+    return abs(tax - base * rate) <= unit * Decimal("1.5") + abs(base) * Decimal("0.0005")
 
 
 def vat_rate_of_gross(
@@ -340,13 +345,20 @@ class MappingFunctions(functions.Functions):
 
     @functions.signature(_ANY, _ANY, _ANY, _ANY)
     def _func_vat_rate_in(self, tax: Any, base: Any, currency: Any, where: Any) -> str:
-        """:func:`vat_rate` among the file's rates and those of the country ``where`` (a sale
-        to a consumer in another EU country, at its rates); ``'EU'``: any member state's."""
+        """:func:`vat_rate` among the file's rates, else those of the country ``where`` (a sale
+        to a consumer in another EU country, at its rates); ``'EU'``: any member state's. An
+        invoice whose lines fit neither set alone is made consistent by the VAT decision
+        (:func:`bridge.mapping.taxing.tax_case`)."""
         from bridge.tax.rates import eu_rates  # not at the top: bridge.tax.rates reads this module
 
         code = None if where == "EU" else country(where)
         extra = eu_rates(code) if where == "EU" or code is not None else ()
-        return vat_rate(tax, base, str(currency or "EUR"), (*self.vat_rates, *extra))
+        try:  # the file's own rates first: a small amount may fit a neighbour's rate too
+            return vat_rate(tax, base, str(currency or "EUR"), self.vat_rates)
+        except FunctionError:
+            if not extra:
+                raise
+        return vat_rate(tax, base, str(currency or "EUR"), extra)
 
     @functions.signature(_ANY, _ANY, _ANY)
     def _func_vat_rate_of_gross(self, tax: Any, gross: Any, currency: Any) -> str:

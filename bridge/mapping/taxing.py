@@ -8,12 +8,14 @@ SIREN or SIRET. A credit note takes both fields from the invoice it credits, whe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
-from bridge.mapping.functions import country
+from bridge.mapping.functions import country, currency_exponent, rate_fits
 from bridge.mapping.mentions import FIELD as MENTION_FIELD
-from bridge.mapping.money import SaleLine
+from bridge.mapping.money import MoneyError, SaleLine, build_items
 from bridge.mapping.spec import Expr, MappingError, MappingSpec
 from bridge.tax.decide import Buyer, TaxCase, TaxLine, TaxPolicy, TaxRefusalError, decide
 from bridge.tax.numbers import (
@@ -23,9 +25,11 @@ from bridge.tax.numbers import (
     valid_siren,
     valid_siret,
 )
+from bridge.tax.rates import rates_of
 
 Evaluate = Callable[[Expr, Any], Any]
-INHERITED = ("vat_country", MENTION_FIELD)  # a credit note is in the VAT case of its invoice
+INHERITED = ("vat_country", MENTION_FIELD)
+VAT_NUMBER_FIELD = 30  # the customer's vat_number, string(30) (_data/fields.yml)  # a credit note is in the VAT case of its invoice
 
 
 def policy_of(spec: MappingSpec) -> TaxPolicy:
@@ -39,6 +43,7 @@ def policy_of(spec: MappingSpec) -> TaxPolicy:
         mentions=spec.mentions,
         fallback=spec.mentions[chosen] if chosen else deployment.zero_vat_mention,
         registry=deployment.registry,
+        home_rates=spec.vat_rates,
     )
 
 
@@ -48,8 +53,11 @@ def tax_case(
     ctx: Any,
     customer: Mapping[str, Any],
     lines: list[SaleLine],
-) -> TaxCase:
-    """The sale's VAT case; a refusal is a :class:`MappingError` naming the file."""
+    *,
+    currency: str,
+) -> tuple[TaxCase, list[SaleLine]]:
+    """The sale's VAT case, and its lines with their rates made consistent (see
+    :func:`consistent_rates`); a refusal is a :class:`MappingError` naming the file."""
     exprs = spec.tax_exprs
     destination = ev(exprs["destination"], ctx) if "destination" in exprs else None
     exempt = ev(exprs["exempt"], ctx) if "exempt" in exprs else None
@@ -60,11 +68,52 @@ def tax_case(
         vat_number=customer.get("vat_number"),
         exempt_by_source=exempt not in (None, False, "", [], {}),
     )
-    taxed = [TaxLine(line.rate, line.tax, line.kind) for line in lines]
+    policy = policy_of(spec)
+    lines = consistent_rates(policy, buyer.place, lines, currency)
     try:
-        return decide(policy_of(spec), buyer, taxed)
+        case = decide(policy, buyer, [TaxLine(line.rate, line.tax, line.kind) for line in lines])
     except TaxRefusalError as exc:
         raise MappingError(f"{spec.path}: {exc}") from None
+    return case, lines
+
+
+def consistent_rates(
+    policy: TaxPolicy, place: str | None, lines: list[SaleLine], currency: str
+) -> list[SaleLine]:
+    """A sale's rates, all of one country's when the VAT charged allows it.
+
+    A source that gives the VAT but not the rate (Stripe) leaves the rate to be recognised from the
+    amounts; on a small line two countries' rates may both fit (0.16 on 0.82 is 19 % and 20 %).
+    When the recognised rates are neither all the firm's nor all the customer's country's, each
+    line is read again within one country's rates — the customer's first under ``BRIDGE_OSS``,
+    the firm's first otherwise — and the first country whose rates fit every taxed line is kept.
+    The VAT itself is unchanged, to the cent; rates given by the source (Shopify) always fit.
+    """
+    taxed = [line for line in lines if line.tax]
+    abroad = tuple(rates_of(place)) if place and place != policy.home else ()
+    if not taxed or not abroad:
+        return lines
+    rates = {line.rate for line in taxed}
+    if rates <= set(policy.home_rates) or rates <= set(abroad):
+        return lines
+    for candidates in (abroad, policy.home_rates) if policy.oss else (policy.home_rates, abroad):
+        chosen = [_fitting(line, candidates, currency) for line in taxed]
+        if any(rate is None for rate in chosen):
+            continue
+        by_line = dict(zip(map(id, taxed), chosen, strict=True))
+        relabelled = [replace(line, rate=by_line.get(id(line)) or line.rate) for line in lines]
+        try:  # each rate's VAT must still be that rate of its lines, as the invoice is built
+            build_items(relabelled, currency_unit=Decimal(1).scaleb(-currency_exponent(currency)))
+        except MoneyError:
+            continue
+        return relabelled
+    return lines
+
+
+def _fitting(line: SaleLine, candidates: Sequence[Decimal], currency: str) -> Decimal | None:
+    net = line.gross - line.tax
+    best = min((r for r in candidates if r), key=lambda r: abs(line.tax - net * r), default=None)
+    return best if best is not None and rate_fits(line.tax, net, best, currency) else None
 
 
 def apply_case(case: TaxCase, payload: dict[str, Any], customer: dict[str, Any]) -> None:
@@ -87,7 +136,9 @@ def legal_identity(customer: dict[str, Any]) -> dict[str, Any]:
             parsed = parse_vat_number(number)
             customer = {**customer, "vat_number": parsed.text}
         except InvalidVatNumberError:
-            pass  # kept as the customer gave it; it makes no reverse charge (bridge.tax.decide)
+            if len(number) > VAT_NUMBER_FIELD:  # a note, not a number: left out, not refused
+                customer = {k: v for k, v in customer.items() if k != "vat_number"}
+            # otherwise kept as the customer gave it; it makes no reverse charge (decide)
     siret = customer.get("siret")
     if siret is not None:
         digits = "".join(ch for ch in str(siret) if ch.isdigit())

@@ -69,6 +69,9 @@ from bridge.outbox.siblings import customer_in_flight
 __all__ = ["Deliverer", "Outcome", "RefError"]
 
 log = get_logger("bridge.outbox.delivery")
+# An invoice's VAT country and mention, as sent: its credit notes copy them from its result (refs
+# "…#vat_country?"); kept from what was sent when Facturation.pro's answer does not echo them.
+SENT_FIELDS_KEPT = ("vat_country", "vat_exemption")
 
 
 _CREATES: dict[CommandKind, Resource] = {
@@ -352,6 +355,9 @@ class Deliverer:
         """Record ``c`` done; with it, the document's date in the sequence and, for a checked
         draft (``checked_shape``) or a total that differs, the shape's confirmations."""
         result = dict(data)
+        for name in SENT_FIELDS_KEPT:  # what credit notes copy, even if the answer omits it
+            if result.get(name) in (None, "") and c.payload.get(name):
+                result[name] = c.payload[name]
         hooks: list[Hook | None] = []
         mismatch = total_mismatch(c.meta, data) if c.kind in _TOTAL_CHECKED else None
         if mismatch is not None:

@@ -52,6 +52,7 @@ class TaxPolicy:
         None  # the text of any other 0 % invoice (policy / BRIDGE_ZERO_VAT_MENTION)
     )
     registry: VatRegistry | None = None  # BRIDGE_VIES_URL
+    home_rates: tuple[Decimal, ...] = FRENCH_VAT_RATES  # the mapping file's vat_rates
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +97,14 @@ def decide(policy: TaxPolicy, buyer: Buyer, lines: Sequence[TaxLine]) -> TaxCase
         return TaxCase(
             vat_country=vat_country(policy, buyer, {line.rate for line in taxed if line.rate})
         )
+    if all(line.kind == OTHER for line in lines):  # tips, vouchers, disbursements only
+        return TaxCase(mention=policy.mentions["out_of_scope"])
     if number is not None:
         _check_registered(policy.registry, number)
-        return TaxCase(mention=_reverse_charge_mention(policy, lines, number), vat_number=number)
+        return TaxCase(
+            mention=_reverse_charge_mention(policy, lines, number, buyer.place),
+            vat_number=number,
+        )
     if buyer.exempt_by_source and buyer.business and _in_eu_abroad(buyer.country, policy.home):
         raise TaxRefusalError(
             f"the shop sold without VAT to a business in {buyer.country} (reverse charge) but no "
@@ -107,9 +113,9 @@ def decide(policy: TaxPolicy, buyer: Buyer, lines: Sequence[TaxLine]) -> TaxCase
         )
     place = buyer.place
     if place is not None and place not in EU_COUNTRIES:
-        mention = _export_mention(policy, lines, buyer)
-        if mention is not None:
-            return TaxCase(mention=mention)
+        exported = _export_mention(policy, lines, buyer)
+        if exported is not None:
+            return TaxCase(mention=exported)
     if policy.fallback:
         return TaxCase(mention=policy.fallback)
     raise TaxRefusalError(
@@ -124,7 +130,7 @@ def decide(policy: TaxPolicy, buyer: Buyer, lines: Sequence[TaxLine]) -> TaxCase
 def eu_vat_number(buyer: Buyer, home: str) -> VatNumber | None:
     """The buyer's VAT number when it makes the sale a reverse-charge one: a business in another
     EU country whose number is well-formed and of that country."""
-    if not buyer.vat_number or not _in_eu_abroad(buyer.country, home):
+    if not isinstance(buyer.vat_number, str) or not _in_eu_abroad(buyer.country, home):
         return None
     try:
         number = parse_vat_number(buyer.vat_number)
@@ -136,7 +142,7 @@ def eu_vat_number(buyer: Buyer, home: str) -> VatNumber | None:
 def vat_country(policy: TaxPolicy, buyer: Buyer, rates: Iterable[Decimal]) -> str | None:
     """The country whose VAT the invoice's rates are: ``None`` for the firm's own country."""
     charged = sorted(set(rates))
-    home_rates = FRENCH_VAT_RATES if policy.home == "FR" else rates_of(policy.home)
+    home_rates = policy.home_rates if policy.home == "FR" else rates_of(policy.home)
     at_home = all(rate in home_rates for rate in charged)
     place = buyer.place
     if place is not None and _in_eu_abroad(place, policy.home):
@@ -161,14 +167,28 @@ def _check_registered(registry: VatRegistry | None, number: VatNumber) -> None:
         )
 
 
-def _reverse_charge_mention(policy: TaxPolicy, lines: Sequence[TaxLine], number: VatNumber) -> str:
+def _reverse_charge_mention(
+    policy: TaxPolicy, lines: Sequence[TaxLine], number: VatNumber, place: str | None
+) -> str:
+    """Services to an EU business are taxed where it is established (reverse charge); goods are
+    exempt as an intra-EU supply only when they leave France for another member state: goods
+    shipped outside the EU are an export, goods that stay in France owe French VAT."""
     kinds = _kinds(lines, f"a sale to an EU business ({number.text})")
-    names = [
-        name
-        for kind, name in ((GOODS, "intra_eu_goods"), (SERVICES, "eu_services"))
-        if kind in kinds
-    ]
-    return " ; ".join(policy.mentions[name] for name in names or ["eu_services"])
+    texts = []
+    if GOODS in kinds:
+        if place is not None and place not in EU_COUNTRIES:
+            texts.append(policy.mentions["export"])
+        elif place is not None and place != policy.home:
+            texts.append(policy.mentions["intra_eu_goods"])
+        else:
+            raise TaxRefusalError(
+                f"goods sold without VAT to an EU business ({number.text}) but delivered in "
+                f"{place or 'an unknown country'}: an intra-EU supply must leave {policy.home}; "
+                f"goods delivered there owe its VAT"
+            )
+    if SERVICES in kinds:
+        texts.append(policy.mentions["eu_services"])
+    return " ; ".join(texts)
 
 
 def _export_mention(policy: TaxPolicy, lines: Sequence[TaxLine], buyer: Buyer) -> str | None:

@@ -16,6 +16,7 @@ from bridge.config import Settings
 from bridge.inbound.events import InboundEvent, Source
 from bridge.mapping.engine import MappingEngine
 from bridge.mapping.mentions import MENTIONS
+from tests.support.fake_api import FakeApi
 from tests.support.outbox_kit import Clock, drain, put, runtime_for, worker_for
 from tests.support.sandbox import in_process_client, new_sandbox
 
@@ -146,4 +147,26 @@ def test_a_reverse_charge_sale_carries_the_vat_number_and_its_mention(db_url: st
     assert credit["vat_exemption"] == MENTIONS["intra_eu_goods"]
     assert {item["vat"] for item in invoice["items"]} == {"0.000"}
     assert Decimal(invoice["total_with_vat"]) == Decimal("47.60")
+    assert Decimal(credit["total_with_vat"]) == Decimal("-23.80")
+
+
+def test_a_credit_note_keeps_the_vat_country_sent_when_the_answer_does_not_echo_it(
+    db_url: str,
+) -> None:
+    """The reference's example answers show no ``vat_country``: what was sent is kept."""
+    berlin = {"first_name": "Jonas", "last_name": "Weber", "country_code": "DE", "city": "Berlin"}
+    engine = MappingEngine.load(Settings(), network=False)
+    commands = [
+        *engine.map_event(shopify("orders/paid", order(berlin, "0.19", "3.80", []))).commands,
+        *engine.map_event(shopify("refunds/create", refund("0.19", "3.80"))).commands,
+    ]
+    clock, api = Clock(), FakeApi(unechoed=("vat_country", "vat_exemption"))
+    with runtime_for(db_url) as runtime:
+        put(runtime, commands, clock())
+        drain(worker_for(runtime, api, clock), clock)
+    invoice, credit = sorted(api.invoices.values(), key=lambda i: Decimal(i["total_with_vat"]))[
+        ::-1
+    ]
+    assert invoice["vat_country"] == "DE"
+    assert credit["vat_country"] == "DE"
     assert Decimal(credit["total_with_vat"]) == Decimal("-23.80")

@@ -56,6 +56,7 @@ class FakeApi:
     total_override: str | None = None  # make the "server" compute a different total
     on_call: dict[str, str] = field(default_factory=dict)  # see fail_on
     today: str = "2026-11-23"  # the date the "server" gives a document sent without one
+    unechoed: tuple[str, ...] = ()  # invoice fields kept but left out of the create answer
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def fail_next(self, *faults: str) -> None:
@@ -109,7 +110,7 @@ class FakeApi:
                 record["invoice_ref"] = self.invoices[record["id"]]["invoice_ref"] = (
                     f"F-{record['id']}"
                 )
-            return record
+            return {name: value for name, value in record.items() if name not in self.unechoed}
 
         return self._write("create_invoice", do)
 

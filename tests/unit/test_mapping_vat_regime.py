@@ -161,6 +161,7 @@ def test_built_in_texts() -> None:
         "eu_services": "Autoliquidation (art. 283-2 du CGI, art. 196 de la directive 2006/112/CE)",
         "export": "Exonération de TVA, art. 262 I du CGI",
         "outside_eu_services": "TVA non applicable, art. 259-1 du CGI",
+        "out_of_scope": "Opération hors champ de la TVA",
     }
     assert missing_mention({"items": [{"vat": "0.000"}, {"vat": "0.000"}]})
     assert not missing_mention({"items": [{"vat": "0.000"}], "vat_exemption": "Autoliquidation"})

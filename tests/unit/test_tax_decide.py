@@ -170,3 +170,32 @@ def test_vies_is_asked_only_when_it_decides_the_case() -> None:
         decide(TaxPolicy(registry=Registry(False)), buyer, [line("0")])
     with pytest.raises(VatRegistryUnavailableError):  # retryable: the event waits
         decide(TaxPolicy(registry=Registry(None)), buyer, [line("0")])
+
+
+def test_goods_to_an_eu_business_are_exempt_only_when_they_leave_for_another_member_state() -> None:
+    shipped = Buyer("DE", destination="CH", business=True, vat_number=DE_VAT)
+    assert decide(NORMAL, shipped, [line("0")]).mention == MENTIONS["export"]
+    kept_in_france = Buyer("DE", destination="FR", business=True, vat_number=DE_VAT)
+    with pytest.raises(TaxRefusalError, match="must leave FR"):
+        decide(NORMAL, kept_in_france, [line("0")])
+    services = decide(NORMAL, kept_in_france, [line("0", kind=SERVICES)])
+    assert services.mention == MENTIONS["eu_services"]  # taxed where the business is
+
+
+def test_tips_vouchers_and_disbursements_alone_are_out_of_scope() -> None:
+    for buyer in (Buyer("FR"), Buyer("DE", business=True, vat_number=DE_VAT), Buyer(None)):
+        case = decide(NORMAL, buyer, [line("0", kind=OTHER), line("0", kind=OTHER)])
+        assert case.mention == MENTIONS["out_of_scope"]
+
+
+def test_a_vat_number_that_is_not_text_makes_no_reverse_charge() -> None:
+    buyer = Buyer("DE", business=True, vat_number=136695976)  # type: ignore[arg-type]
+    assert decide(NORMAL, buyer, [line("0.190", "1.90")]).vat_country == "DE"
+
+
+def test_the_mapping_file_s_rates_are_the_firm_s() -> None:
+    """A rate the file adds with vat_rates: (a change of law) is French VAT, not a refusal."""
+    policy = TaxPolicy(home_rates=(Decimal("0.200"), Decimal("0.130")))
+    assert decide(policy, Buyer("FR"), [line("0.130", "1.30")]).vat_country is None
+    with pytest.raises(TaxRefusalError, match="are not FR's"):
+        decide(NORMAL, Buyer("FR"), [line("0.130", "1.30")])
