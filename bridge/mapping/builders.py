@@ -23,7 +23,13 @@ from bridge.mapping.mentions import FRANCHISE
 from bridge.mapping.money import ZERO, MoneyError, SaleLine, build_items
 from bridge.mapping.paths import BadValueError, event_roots, item_path, output_field
 from bridge.mapping.spec import Expr, LineSpec, MappingError, MappingSpec
-from bridge.mapping.taxing import apply_case, inherited_refs, legal_identity, tax_case
+from bridge.mapping.taxing import (
+    apply_case,
+    inherited_refs,
+    legal_identity,
+    legal_update,
+    tax_case,
+)
 from bridge.outbox.commands import Command, CommandKind, Priority
 from bridge.tax.nature import NatureError, line_nature
 
@@ -211,13 +217,16 @@ def _sale(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Outcome:
     payload["items"] = _items(spec, lines, payload["currency"], negate=False)
     customer_key = f"customer:{binding}"
     invoice_key = _text(spec, ev, ctx, "key")
+    legal = legal_update(customer_key, binding, customer)
     commands = [
         Command(CommandKind.ENSURE_CUSTOMER, customer_key, customer, meta={"binding_key": binding}),
+        *([] if legal is None else [legal]),
         Command(
             CommandKind.CREATE_INVOICE,
             invoice_key,
             payload,
             refs={"customer_id": customer_key},
+            depends_on=() if legal is None else (legal.key,),
             meta=_money_meta(payload, charged),
         ),
     ]

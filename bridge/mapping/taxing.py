@@ -8,6 +8,8 @@ SIREN or SIRET. A credit note takes both fields from the invoice it credits, whe
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -17,6 +19,7 @@ from bridge.mapping.functions import country, currency_exponent, rate_fits
 from bridge.mapping.mentions import FIELD as MENTION_FIELD
 from bridge.mapping.money import MoneyError, SaleLine, build_items
 from bridge.mapping.spec import Expr, MappingError, MappingSpec
+from bridge.outbox.commands import Command, CommandKind
 from bridge.tax.decide import Buyer, TaxCase, TaxLine, TaxPolicy, TaxRefusalError, decide
 from bridge.tax.numbers import (
     InvalidVatNumberError,
@@ -159,3 +162,30 @@ def legal_identity(customer: dict[str, Any]) -> dict[str, Any]:
 def inherited_refs(invoice_key: str) -> dict[str, str]:
     """Refs that copy the invoice's VAT country and mention onto its credit note, when it has them."""
     return {name: f"{invoice_key}#{name}?" for name in INHERITED}
+
+
+def legal_update(customer_key: str, binding: str, customer: Mapping[str, Any]) -> Command | None:
+    """A business customer's legal identity written onto its Facturation.pro record before the
+    invoice.
+
+    A returning customer is bound to the record made at its first sale, which ``customer.ensure``
+    does not change: when the sale gives a VAT number or a SIRET (a reverse charge depends on the
+    former, the e-invoicing reform on the latter), that record must carry them, since
+    Facturation.pro prints them from it. Keyed by the content, so one identity is written once.
+    """
+    fields = {
+        name: customer[name]
+        for name in ("company_name", "vat_number", "siret", "country")
+        if customer.get(name)
+    }
+    if "vat_number" not in fields and "siret" not in fields:
+        return None
+    fields["individual"] = False
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return Command(
+        CommandKind.UPDATE_CUSTOMER,
+        f"customer-legal:{binding}:{digest}",
+        fields,
+        refs={"customer_id": customer_key},
+        meta={"binding_key": binding},
+    )

@@ -141,10 +141,19 @@ def test_eu_business_outside_france_gets_reverse_charge(mapper: MappingEngine) -
     obj["customer_tax_ids"] = [{"type": "eu_vat", "value": "DE123456789"}]
     obj["customer_name"] = "Berlin GmbH"
     obj["lines"]["data"][0]["taxes"] = []
-    customer, invoice = mapper.map_event(stripe_event(payload)).commands
+    customer, legal, invoice = mapper.map_event(stripe_event(payload)).commands
     assert customer.payload["company_name"] == "Berlin GmbH"
     assert customer.payload["vat_number"] == "DE123456789"
     assert customer.payload["individual"] is False
+    # a returning customer's record gets the number too, before the invoice that needs it
+    assert legal.kind is CommandKind.UPDATE_CUSTOMER
+    assert legal.payload == {
+        "company_name": "Berlin GmbH",
+        "vat_number": "DE123456789",
+        "country": "DE",
+        "individual": False,
+    }
+    assert legal.key in invoice.dependency_keys()
     assert invoice.payload["vat_exemption"].startswith("Autoliquidation")
     assert invoice.payload["items"][0]["vat"] == "0.000"
     # VAT charged to such a customer is a contradiction: said, not invoiced.
