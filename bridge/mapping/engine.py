@@ -233,8 +233,13 @@ class MappingEngine:
                 if not isinstance(argument, list) or len(argument) != 2 or not all(argument):
                     return None  # [invoice id, refund id]; nothing to look for without both
                 return api.credit_note_for_refund(str(argument[0]), str(argument[1]))
-            case "payment_details":
-                return api.payment_details(str(argument))
+            case "payment_details":  # a payment intent, or [payment intent or null, invoice]
+                intent = argument
+                if isinstance(argument, list):
+                    intent, invoice = (*argument, None, None)[:2]
+                    if not intent and invoice:
+                        intent = api.payment_intent_of_invoice(str(invoice))
+                return api.payment_details(str(intent)) if intent else None
         return api.checkout_session_for_payment_intent(str(argument))
 
     def _customer_metafields(self, spec: MappingSpec, customer: Any, shop: str | None) -> Any:

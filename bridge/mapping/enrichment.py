@@ -62,6 +62,8 @@ class StripeApi(Protocol):
 
     def payment_details(self, payment_intent: str) -> dict[str, Any]: ...
 
+    def payment_intent_of_invoice(self, invoice: str) -> str | None: ...
+
 
 class HttpStripeApi:
     """The look-ups through ``stripe.StripeClient`` (``STRIPE_API_BASE``, ``STRIPE_API_KEY``)."""
@@ -107,6 +109,21 @@ class HttpStripeApi:
             invoice = payment.get("invoice")
             if payment.get("status") != "canceled" and invoice:
                 return str(invoice["id"] if isinstance(invoice, dict) else invoice)
+        return None
+
+    def payment_intent_of_invoice(self, invoice: str) -> str | None:
+        """The payment intent that paid ``invoice`` (``GET /v1/invoice_payments?invoice=``): since
+        API 2025-03-31 an invoice names it only in ``payments``, which webhooks do not include."""
+        what = f"payments of {invoice}"
+        params: Any = {"invoice": invoice, "limit": 10}
+        with _translated(what):
+            page = self._client.v1.invoice_payments.list(params)
+        for payment in _exact(page, what)["data"]:
+            paid_by = payment.get("payment") or {}
+            intent = paid_by.get("payment_intent") if isinstance(paid_by, dict) else None
+            intent = intent.get("id") if isinstance(intent, dict) else intent
+            if payment.get("status") != "canceled" and intent:
+                return str(intent)
         return None
 
     def credit_note_for_refund(self, invoice: str, refund: str) -> str | None:

@@ -76,6 +76,10 @@ class FixedStripeApi:
         self.calls.append(f"refunds:{charge}")
         return self.refunds.get(charge, [])
 
+    def payment_intent_of_invoice(self, invoice: str) -> str | None:
+        self.calls.append(f"invoice_payments:{invoice}")
+        return next((pi for pi, paid in self.invoices.items() if paid == invoice), None)
+
     def payment_details(self, payment_intent: str) -> dict[str, Any]:
         """Read from the intent as Stripe gives it; one not given looks like one with no charge."""
         self.calls.append(f"payment_intent:{payment_intent}")

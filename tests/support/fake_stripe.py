@@ -106,7 +106,11 @@ class FakeStripe:
         return 404, _error("invalid_request_error", "resource_missing", f"Unrecognized URL {path}")
 
     def _invoice_payments(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
-        if query.get("payment[type]") != ["payment_intent"]:
+        if "invoice" in query:  # the payments of one invoice
+            paid = query["invoice"][0]
+            intents = [pi for pi, inv in self.invoices_by_payment_intent.items() if inv == paid]
+            query = {"payment[type]": ["payment_intent"], "payment[payment_intent]": intents[:1]}
+        if query.get("payment[type]") != ["payment_intent"] or not query["payment[payment_intent]"]:
             return []
         intent = query.get("payment[payment_intent]", [""])[0]
         invoice = self.invoices_by_payment_intent.get(intent)

@@ -112,3 +112,17 @@ def test_a_checkout_is_dated_when_it_was_paid(fake: FakeStripe) -> None:
     paypal = _invoice(_engine(fake), PAYPAL)
     # session opened 2026-11-14 at 23:50 in Paris, paid (the event) at 00:20 on the 15th
     assert paypal.payload["invoiced_on"] == paypal.payload["paid_on"] == "2026-11-15"
+
+
+def test_an_invoice_that_names_no_payment_is_looked_up_by_its_payments(fake: FakeStripe) -> None:
+    """Webhooks of current versions include neither ``payments`` nor ``payment_intent``: the
+    intent is found by listing the invoice's payments (``GET /v1/invoice_payments?invoice=``)."""
+    golden = _golden(SEPA)
+    fixture = parse_json((TESTS / "golden" / golden["fixture"]).read_bytes())
+    invoice_id = fixture["data"]["object"]["id"]
+    [intent] = golden["stripe"]["payment_intents"]
+    fake.invoices_by_payment_intent[intent] = invoice_id
+    sepa = _invoice(_engine(fake), SEPA, payments=None, payment_intent=None)
+    assert sepa.payload["payment_mode"] == 8
+    assert f"/v1/payment_intents/{intent}" in fake.paths
+    assert "/v1/invoice_payments" in fake.paths
