@@ -9,8 +9,6 @@ or, with ``charged`` (the amount given back), ``credit_note.partial`` split like
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
@@ -30,7 +28,7 @@ from bridge.mapping.taxing import (
     legal_update,
     tax_case,
 )
-from bridge.outbox.commands import Command, CommandKind, Priority
+from bridge.outbox.commands import Command, CommandKind, Priority, content_digest
 from bridge.tax.nature import NatureError, line_nature
 
 Evaluate = Callable[[Expr, Any], Any]
@@ -340,14 +338,11 @@ def _customer_update(spec: MappingSpec, ev: Evaluate, ctx: dict[str, Any]) -> Ou
     payload = customer_payload(spec, ev, ctx, infer_individual=False)
     if not payload:
         return Outcome([], "no customer field to update")
-    digest = hashlib.sha256(
-        json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
-    ).hexdigest()[:16]
     return Outcome(
         [
             Command(
                 CommandKind.UPDATE_CUSTOMER,
-                f"customer-update:{binding}:{digest}",
+                f"customer-update:{binding}:{content_digest(payload)}",
                 payload,
                 meta={"binding_key": binding},
                 priority=Priority.UPDATE,

@@ -8,8 +8,6 @@ SIREN or SIRET. A credit note takes both fields from the invoice it credits, whe
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -19,7 +17,7 @@ from bridge.mapping.functions import country, currency_exponent, rate_fits
 from bridge.mapping.mentions import FIELD as MENTION_FIELD
 from bridge.mapping.money import MoneyError, SaleLine, build_items
 from bridge.mapping.spec import Expr, MappingError, MappingSpec
-from bridge.outbox.commands import Command, CommandKind
+from bridge.outbox.commands import Command, CommandKind, content_digest
 from bridge.tax.decide import Buyer, TaxCase, TaxLine, TaxPolicy, TaxRefusalError, decide
 from bridge.tax.numbers import (
     InvalidVatNumberError,
@@ -181,10 +179,9 @@ def legal_update(customer_key: str, binding: str, customer: Mapping[str, Any]) -
     if "vat_number" not in fields and "siret" not in fields:
         return None
     fields["individual"] = False
-    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     return Command(
         CommandKind.UPDATE_CUSTOMER,
-        f"customer-legal:{binding}:{digest}",
+        f"customer-legal:{binding}:{content_digest(fields)}",
         fields,
         refs={"customer_id": customer_key},
         meta={"binding_key": binding},

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,13 @@ class Command:
             "meta": self.meta,
             "priority": int(self.priority),
         }
+
+
+def content_digest(payload: Any) -> str:
+    """16 hex digits of ``payload``'s canonical JSON: a key part for commands keyed by content
+    (``customer-update:<binding>:<digest>``), so that the same content is one command."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def api_id_for(key: str) -> int:

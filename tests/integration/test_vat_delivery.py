@@ -19,6 +19,7 @@ from bridge.mapping.mentions import MENTIONS
 from tests.support.fake_api import FakeApi
 from tests.support.outbox_kit import Clock, drain, put, runtime_for, worker_for
 from tests.support.sandbox import in_process_client, new_sandbox
+from tests.support.shopify_traffic import candle_order
 
 SHOP = "maison-colombe.myshopify.com"
 REFUND = (
@@ -28,44 +29,13 @@ REFUND = (
     / "shopify_refunds_create_fr_shipping_lines_2025_10.json"
 )
 ORDER_ID = 5902918374650192837
-LINE_ID = 6018273645019283746
 
 
 def order(
     address: dict[str, Any], rate: str, tax: str, notes: list[dict[str, str]]
 ) -> dict[str, Any]:
     """Two candles at 23.80 including ``tax`` each, shipped to ``address``."""
-    return {
-        "id": ORDER_ID,
-        "name": "#1042",
-        "email": "kunde@example.de",
-        "customer": {"id": 7102938475610293847},
-        "currency": "EUR",
-        "presentment_currency": "EUR",
-        "financial_status": "paid",
-        "test": False,
-        "taxes_included": True,
-        "processed_at": "2026-11-30T10:00:00+01:00",
-        "payment_gateway_names": ["shopify_payments"],
-        "billing_address": address,
-        "shipping_address": address,
-        "note_attributes": notes,
-        "line_items": [
-            {
-                "id": LINE_ID,
-                "name": "Bougie parfumée « Figuier »",
-                "price": "23.80",
-                "quantity": 2,
-                "gift_card": False,
-                "requires_shipping": True,
-                "discount_allocations": [],
-                "tax_lines": [{"price": str(Decimal(tax) * 2), "rate": rate}] if tax else [],
-            }
-        ],
-        "shipping_lines": [],
-        "total_price": "47.60",
-        "total_tax": str(Decimal(tax or "0") * 2),
-    }
+    return candle_order(ORDER_ID, address, quantity=2, rate=rate, tax=tax, notes=tuple(notes))
 
 
 def refund(rate: str, tax: str) -> dict[str, Any]:

@@ -20,44 +20,15 @@ from bridge.mapping.mentions import MENTIONS
 from bridge.mapping.stage import Stage
 from tests.support.fake_vies import serve_fake_vies
 from tests.support.outbox_kit import runtime_for, settings_for
+from tests.support.shopify_traffic import candle_order
 
 SHOP = "maison-colombe.myshopify.com"
 
 
 def order(order_id: int, country: str, vat_number: str | None, tax: str) -> bytes:
     address = {"company": "Kerzenhaus Weber GmbH", "last_name": "Weber", "country_code": country}
-    body = {
-        "id": order_id,
-        "name": f"#{order_id}",
-        "email": "einkauf@kerzenhaus.example",
-        "customer": {"id": 7102938475610293847},
-        "currency": "EUR",
-        "presentment_currency": "EUR",
-        "financial_status": "paid",
-        "test": False,
-        "taxes_included": True,
-        "processed_at": "2026-11-30T10:00:00+01:00",
-        "payment_gateway_names": ["shopify_payments"],
-        "billing_address": address,
-        "shipping_address": address,
-        "note_attributes": [{"name": "VAT number", "value": vat_number}] if vat_number else [],
-        "line_items": [
-            {
-                "id": order_id * 10,
-                "name": "Bougie parfumée",
-                "price": "23.80",
-                "quantity": 1,
-                "gift_card": False,
-                "requires_shipping": True,
-                "discount_allocations": [],
-                "tax_lines": [{"price": tax, "rate": "0.2"}] if tax != "0.00" else [],
-            }
-        ],
-        "shipping_lines": [],
-        "total_price": "23.80",
-        "total_tax": tax,
-    }
-    return json.dumps(body).encode()
+    notes = ({"name": "VAT number", "value": vat_number},) if vat_number else ()
+    return json.dumps(candle_order(order_id, address, tax=tax, notes=notes)).encode()
 
 
 def store(inbox: Inbox, event_id: str, body: bytes) -> None:

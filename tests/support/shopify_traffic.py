@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from decimal import Decimal
 from typing import Any
 
 from tests.support.webhooks import fixture_bytes
@@ -43,6 +44,52 @@ def french_order(order_id: int) -> dict[str, Any]:
     order: dict[str, Any] = copy.deepcopy(_ORDER)
     order["id"] = order_id
     return order
+
+
+def candle_order(
+    order_id: int,
+    address: dict[str, Any],
+    *,
+    quantity: int = 1,
+    rate: str = "0.2",
+    tax: str = "",
+    notes: tuple[dict[str, str], ...] = (),
+) -> dict[str, Any]:
+    """A paid order of ``quantity`` candles at 23.80 each, VAT included: ``tax`` per candle at
+    ``rate`` ("" or "0.00": none), shipped and billed to ``address``, with note attributes."""
+    taxed = tax not in ("", "0.00")
+    total_tax = Decimal(tax) * quantity if taxed else Decimal("0.00")
+    return {
+        "id": order_id,
+        "name": f"#{order_id % 10_000}",
+        "email": "einkauf@kerzenhaus.example",
+        "customer": {"id": 7102938475610293847},
+        "currency": "EUR",
+        "presentment_currency": "EUR",
+        "financial_status": "paid",
+        "test": False,
+        "taxes_included": True,
+        "processed_at": "2026-11-30T10:00:00+01:00",
+        "payment_gateway_names": ["shopify_payments"],
+        "billing_address": address,
+        "shipping_address": address,
+        "note_attributes": list(notes),
+        "line_items": [
+            {
+                "id": order_id + 1,
+                "name": "Bougie parfumée « Figuier »",
+                "price": "23.80",
+                "quantity": quantity,
+                "gift_card": False,
+                "requires_shipping": True,
+                "discount_allocations": [],
+                "tax_lines": [{"price": str(total_tax), "rate": rate}] if taxed else [],
+            }
+        ],
+        "shipping_lines": [],
+        "total_price": str(Decimal("23.80") * quantity),
+        "total_tax": str(total_tax),
+    }
 
 
 def _order(n: int, customers: int, *, cancelled: bool) -> bytes:
